@@ -1,0 +1,36 @@
+# Everything from nothing: `make test` creates .venv, installs torch and the rest, builds the
+# extension (the CUDA half too wherever nvcc exists) and runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+TORCH  ?= torch>=2.6
+STAMP   = $(VENV)/.toolchain-installed
+
+.PHONY: all venv build test demo bench info clean
+
+all: build
+
+$(STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "$(TORCH)" "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
+	touch $@
+
+venv: $(STAMP)
+
+# --no-build-isolation: the extension compiles against the torch installed above
+build: $(STAMP)
+	$(PIP) install --no-build-isolation -e ".[test,photos]"
+
+test: build
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+
+demo: build
+	$(VENV)/bin/taylor-fast demo
+
+info: build
+	$(VENV)/bin/taylor-fast info
+
+clean:
+	rm -rf build .pytest_cache demo_out

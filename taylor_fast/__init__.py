@@ -1,0 +1,23 @@
+"""taylor_fast: fused kernels and tooling for Deep Taylor's Approximations (Zhou et al., NeurIPS 2021).
+
+    net = taylor_fast.wrap(my_restoration_model, order=3)     # or TaylorNet(mapping, ...)
+    out, f = net.forward_terms(y)
+    loss = taylor_fast.taylor_loss(out, f, target)
+    taylor_fast.backends()                                    # what can run here, and why not
+"""
+import importlib
+
+from . import backbones, ops, reference
+from ._dispatch import backends
+from .taylornet import DerivativeG, TaylorNet, taylor_loss, wrap
+
+__version__ = "0.1.0"
+__all__ = ["DerivativeG", "TaylorNet", "backbones", "backends", "ops", "reference", "taylor_loss", "wrap"]
+
+_LAZY = ("data", "metrics", "engine", "info")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

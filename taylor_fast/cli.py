@@ -1,0 +1,44 @@
+"""The taylor-fast command (also `python -m taylor_fast`). Each subcommand lives in its own
+module, which provides add_arguments(parser) and main(args) -> exit code; only the module of
+the subcommand being run is imported."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "info": ("taylor_fast.info", "what was built and which backends can run here"),
+    "demo": ("taylor_fast.demo", "train and compare order 0 and order 3 on a bundled photo"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taylor-fast",
+        description="Deep Taylor's Approximations for image restoration, with fused kernels.",
+        epilog="commands:\n" + "\n".join(f"  {name:<9} {text}" for name, (_, text) in COMMANDS.items())
+        + "\n\nrun 'taylor-fast COMMAND --help' for a command's options",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        top.print_help()
+        return 0 if argv else 2
+    command = top.parse_args(argv[:1]).command
+    module_name, text = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"taylor-fast {command}", description=text)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return module.main(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,29 @@
+"""Public ops: validate, choose a backend, run. Every backend is differentiable; the fused
+ones (cpu, cuda, triton) carry a hand-written backward registered through torch.library, so
+torch.compile(fullgraph=True) traces them without graph breaks."""
+from __future__ import annotations
+
+from . import _dispatch, _validation
+
+
+def taylor_expand(f, y, w1, b1, w2, b2, order, activation="relu", negative_slope=0.2, backend="auto"):
+    """O = f + sum_{k=1..order} g^k / k! with g^0 = f and g^{k+1} = G(g^k, y) + k g^k.
+
+    f, y: (N, C, H, W). Shared weights: w1 (hidden, 2C, 3, 3), b1 (hidden,), w2 (C, hidden, 3, 3),
+    b2 (C,); per-order weights carry a leading dimension of size `order`.
+    """
+    fn = "taylor_fast.ops.taylor_expand"
+    _dispatch.check_backend_name(backend, fn)
+    call = _validation.check_expand(f, y, w1, b1, w2, b2, order, activation, negative_slope, fn)
+    if order == 0:
+        return f
+    return _dispatch.select(backend, call, fn).expand(call, f, y, w1, b1, w2, b2, order)
+
+
+def taylor_step(g, y, acc, w1, b1, w2, b2, k, activation="relu", negative_slope=0.2, backend="auto"):
+    """One order: returns (g_next, acc_next) with g_next = G(g, y) + k*g and acc_next = acc + g_next/(k+1)!."""
+    fn = "taylor_fast.ops.taylor_step"
+    _dispatch.check_backend_name(backend, fn)
+    call = _validation.check_step(g, y, acc, w1, b1, w2, b2, k, activation, negative_slope, fn)
+    return _dispatch.select(backend, call, fn).step(call, g, y, acc, w1, b1, w2, b2, k)
+
