@@ -7,6 +7,11 @@
 //   step k:   g_next = G(g, y) + k * g,   acc_next = acc + g_next / (k+1)!
 //   expand n: g^0 = f, out = f + sum_{k=1..n} g^k / k!, also returns gs = stack(g^1..g^n)
 // Weights are shared, w1 (hidden, 2C, 3, 3), or per order, w1 (n, hidden, 2C, 3, 3), etc.
+//
+// Output allocation contract (the fake kernels in taylor_fast/_autograd.py promise the same
+// shapes and strides to torch.compile): g_next, acc_next, out and every gradient are allocated
+// like at::empty_like(<the matching input>) (memory format preserved: channels_last stays
+// channels_last); gs is a contiguous (order, N, C, H, W) tensor.
 #pragma once
 #include <cstdint>
 
@@ -33,12 +38,5 @@ StepGeometry check_step_args(const at::Tensor& g, const at::Tensor& y, const at:
 // expand_backward additionally: grad_out like f, gs (order, N, C, H, W)
 void check_expand_backward_args(const at::Tensor& grad_out, const at::Tensor& f,
                                 const at::Tensor& gs, int64_t order);
-
-// 1 / k! as the kernels use it (k! exceeds float range at k = 35; orders are far smaller)
-inline double inverse_factorial(int64_t k) {
-  double r = 1.0;
-  for (int64_t i = 2; i <= k; ++i) r /= static_cast<double>(i);
-  return r;
-}
 
 }  // namespace taylor_fast
