@@ -1,0 +1,95 @@
+"""Reading and writing images as float (3, H, W) tensors in [0, 1].
+
+8-bit files become k/255, 16-bit files k/65535 (16-bit PNGs through png16, since Pillow would
+drop their low byte), grey images are repeated to 3 channels and alpha is dropped.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .png16 import is_png16, read_png16
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+
+
+class ImageReadError(OSError):
+    """An image file is missing, not an image, truncated or in an unsupported pixel format."""
+
+
+def natural_key(text: str):
+    """Sort key that orders 'rain-2' before 'rain-10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside `folder`, in natural order."""
+    files = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def _to_rgb(samples: np.ndarray, scale: float) -> torch.Tensor:
+    if samples.ndim == 2:
+        samples = samples[:, :, None]
+    channels = samples.shape[2]
+    samples = samples[:, :, :3] if channels >= 3 else samples[:, :, :1]  # drop alpha
+    image = torch.from_numpy(samples.astype(np.float32) / scale).permute(2, 0, 1)
+    return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image.contiguous()
+
+
+def _read(path: Path) -> torch.Tensor:
+    if is_png16(path):
+        return _to_rgb(read_png16(path), 65535.0)
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in _SIXTEEN_BIT_MODES:
+            return _to_rgb(np.asarray(img).astype(np.uint16), 65535.0)
+        if img.mode not in _EIGHT_BIT_MODES:
+            raise ValueError(f"pixel format {img.mode!r} has no defined [0, 1] range")
+        return _to_rgb(np.asarray(img.convert("RGB")), 255.0)
+
+
+def read_image(path) -> torch.Tensor:
+    """The image at `path` as a float32 (3, H, W) tensor in [0, 1]; ImageReadError names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image file {path} does not exist")
+    try:
+        return _read(path)
+    except (OSError, ValueError, SyntaxError, zlib.error) as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+
+
+def image_size(path) -> tuple[int, int]:
+    """(height, width) of the image at `path` from its header alone (cheap; the pixels stay unread)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image file {path} does not exist")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+    return height, width
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) [0, 1] tensor -> (H, W, 3) uint8, rounding half up as MATLAB's im2uint8 does."""
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"image: expected a (3, H, W) or (1, H, W) tensor, got shape {tuple(image.shape)}")
+    levels = torch.floor(image.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    return levels.permute(1, 2, 0).cpu().numpy()
+
+
+def write_image(path, image: torch.Tensor) -> None:
+    """Save a (3, H, W) [0, 1] tensor as an 8-bit file; the format follows the extension."""
+    array = to_uint8(image)
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(Path(path))
+
