@@ -1,0 +1,205 @@
+"""The benchmark layouts as distributed (shared/DATASETS.md), each registered under its name.
+
+A lister returns (pairs, problems): problems are files without a partner, named in full; the
+registry then checks the pairs' files and sizes. Structural faults (a missing folder or list
+file) raise DatasetError at once.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+from .image_io import list_images, natural_key
+from .pairs import DatasetError, DatasetWarning, ImageRef, Pair
+from .registry import register
+
+
+def _folder(path: Path, dataset: str) -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{dataset}: expected folder {path}, which does not exist")
+    return path
+
+
+def _match(inputs: dict[str, Path], targets: dict[str, Path], target_place: str,
+           input_place: str | None) -> tuple[list[Pair], list[str]]:
+    """Pair inputs and targets that share a key (the item name). Inputs without a target are
+    problems; so are targets without an input unless `input_place` is None (a shared GT folder)."""
+    problems = [f"missing partner: input {inputs[k]} has no target in {target_place}"
+                for k in inputs if k not in targets]
+    if input_place is not None:
+        problems += [f"missing partner: target {targets[k]} has no input in {input_place}"
+                     for k in targets if k not in inputs]
+    keys = sorted(set(inputs) & set(targets), key=natural_key)
+    return [Pair(k, ImageRef(inputs[k]), ImageRef(targets[k])) for k in keys], problems
+
+
+def _numbered(folder: Path, prefix: str) -> dict[str, Path]:
+    """{'rain-N': path} for the files named PREFIX-N.ext in `folder` (N keeps its zero padding)."""
+    pattern = re.compile(rf"{prefix}-(\d+)")
+    return {f"rain-{m.group(1)}": p for p in list_images(folder) if (m := pattern.fullmatch(p.stem))}
+
+
+def _input_target(input_dir: Path, target_dir: Path) -> tuple[list[Pair], list[str]]:
+    """Files paired by name; when no name matches (rain-N / norain-N) and the counts agree, by
+    sorted order. Partial matches are paired by name, so a stray file is reported, not shifted."""
+    inputs = {p.stem: p for p in list_images(input_dir)}
+    targets = {p.stem: p for p in list_images(target_dir)}
+    if not set(inputs) & set(targets) and len(inputs) == len(targets):
+        return [Pair(i.stem, ImageRef(i), ImageRef(t)) for i, t in zip(inputs.values(), targets.values())], []
+    return _match(inputs, targets, str(target_dir), str(input_dir))
+
+
+def _exclusions(exclude, dataset: str) -> set[int]:
+    """Image numbers to drop, from a list file (one 'rain-12.png', 'norain-12.png' or '12' per
+    line, '#' starts a comment) or from an iterable of such entries."""
+    if isinstance(exclude, (str, Path)):
+        source = Path(exclude)
+        if not source.is_file():
+            raise DatasetError(f"{dataset}: exclusion list {source} does not exist")
+        entries = source.read_text().splitlines()
+    else:
+        source, entries = "exclude", [str(e) for e in exclude]
+    numbers = set()
+    for line_no, line in enumerate(entries, 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        digits = re.findall(r"\d+", Path(entry).name)
+        if not digits:
+            raise DatasetError(f"{dataset}: line {line_no} of {source}: {line!r} names no image number")
+        numbers.add(int(digits[-1]))
+    return numbers
+
+
+def _rain100(input_dir: Path, target_dir: Path, dataset: str, exclude=None):
+    inputs = _numbered(input_dir, "rain")
+    targets = _numbered(target_dir, "norain")
+    if exclude is not None:
+        dropped = _exclusions(exclude, dataset)
+        number = {key: int(key.rsplit("-", 1)[1]) for key in set(inputs) | set(targets)}
+        unmatched = dropped - set(number.values())
+        if unmatched:
+            warnings.warn(f"{dataset}: {len(unmatched)} excluded numbers match no image "
+                          f"(e.g. {sorted(unmatched)[:5]})", DatasetWarning, stacklevel=4)
+        inputs = {k: p for k, p in inputs.items() if number[k] not in dropped}
+        targets = {k: p for k, p in targets.items() if number[k] not in dropped}
+    return _match(inputs, targets, f"{target_dir} (as norain-N)", f"{input_dir} (as rain-N)")
+
+
+_RAIN100_TEST = "ROOT/rainy/rain-001.png ... with ground truth ROOT/norain-001.png ..."
+_RAIN100_TRAIN = "ROOT/rain-1.png ... with ground truth ROOT/norain-1.png ... in one folder"
+
+
+@register("rain100h", layout=_RAIN100_TEST, splits=("test",))
+def rain100h(root, split):
+    return _rain100(_folder(root / "rainy", "rain100h"), root, "rain100h")
+
+
+@register("rain100l", layout=_RAIN100_TEST, splits=("test",))
+def rain100l(root, split):
+    return _rain100(_folder(root / "rainy", "rain100l"), root, "rain100l")
+
+
+@register("rain100h-train", layout=_RAIN100_TRAIN, splits=("train",))
+def rain100h_train(root, split, exclude=None):
+    """RainTrainH; `exclude` (a list file or entries) drops e.g. the 546 images whose backgrounds
+    reappear in Rain100H's test set, as the paper does."""
+    return _rain100(root, root, "rain100h-train", exclude)
+
+
+@register("rain100l-train", layout=_RAIN100_TRAIN, splits=("train",))
+def rain100l_train(root, split, exclude=None):
+    return _rain100(root, root, "rain100l-train", exclude)
+
+
+@register("rain800", layout="ROOT/{training,test_syn}/N.jpg, each clean (left half) | rainy (right half)",
+          splits=("train", "test"))
+def rain800(root, split):
+    folder = _folder(root / {"train": "training", "test": "test_syn"}[split], "rain800")
+    return [Pair(p.stem, ImageRef(p, "right"), ImageRef(p, "left")) for p in list_images(folder)], []
+
+
+@register("rain13k", layout="ROOT/input/* and ROOT/target/* (MPRNet layout; its test sets too)")
+def rain13k(root, split):
+    return _input_target(_folder(root / "input", "rain13k"), _folder(root / "target", "rain13k"))
+
+
+@register("paired", layout="ROOT/input/* and ROOT/target/*, or input=DIR and target=DIR", root_optional=True)
+def paired(root, split, input=None, target=None):
+    if (input is None) != (target is None):
+        raise DatasetError("paired: give both input= and target= folders, or neither and a root")
+    if input is None and root is None:
+        raise DatasetError("paired: give a root holding input/ and target/, or input= and target= folders")
+    input_dir = Path(input) if input is not None else root / "input"
+    target_dir = Path(target) if target is not None else root / "target"
+    return _input_target(_folder(input_dir, "paired"), _folder(target_dir, "paired"))
+
+
+@register("gopro", layout="ROOT/{train,test}/GOPRxxxx_xx_xx/{blur,blur_gamma,sharp}/NNNNNN.png",
+          splits=("train", "test"))
+def gopro(root, split, blur="blur"):
+    """`blur` picks the blurred images: "blur" (most papers) or "blur_gamma"."""
+    if blur not in ("blur", "blur_gamma"):
+        raise ValueError(f"blur: expected 'blur' or 'blur_gamma', got {blur!r}")
+    pairs, problems = [], []
+    for sequence in sorted((p for p in _folder(root / split, "gopro").iterdir() if p.is_dir()),
+                           key=lambda p: natural_key(p.name)):
+        folders = [sequence / blur, sequence / "sharp"]
+        missing = [str(f) for f in folders if not f.is_dir()]
+        if missing:
+            problems.append(f"missing folder {' and '.join(missing)}")
+            continue
+        inputs, targets = ({f"{sequence.name}/{p.stem}": p for p in list_images(f)} for f in folders)
+        found, unpaired = _match(inputs, targets, str(folders[1]), str(folders[0]))
+        pairs += found
+        problems += unpaired
+    return pairs, problems
+
+
+@register("hide", layout="ROOT/test/{test-close-ups,test-long-shot}/NAME.png with ground truth "
+          "ROOT/GT/NAME.png, or ROOT/input/* and ROOT/target/*", splits=("test",))
+def hide(root, split):
+    if (root / "input").is_dir() and (root / "target").is_dir():
+        return _input_target(root / "input", root / "target")
+    test, truth = _folder(root / "test", "hide"), _folder(root / "GT", "hide")
+    subsets = [test / s for s in ("test-close-ups", "test-long-shot") if (test / s).is_dir()]
+    if not subsets:
+        raise DatasetError(f"hide: expected folder {test / 'test-close-ups'} or {test / 'test-long-shot'}")
+    inputs = {f"{s.name}/{p.stem}": p for s in subsets for p in list_images(s)}
+    targets = {key: truth / p.name for key, p in inputs.items() if (truth / p.name).is_file()}
+    return _match(inputs, targets, str(truth), None)  # GT/ also holds the training set's ground truth
+
+
+def _realblur(root: Path, split: str, camera: str, list_file) -> tuple[list[Pair], list[str]]:
+    dataset = f"realblur-{camera.lower()}"
+    listing = root / (list_file or f"RealBlur_{camera}_{split}_list.txt")
+    if not listing.is_file():
+        raise DatasetError(f"{dataset}: list file {listing} does not exist")
+    pairs = []
+    for line_no, line in enumerate(listing.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise DatasetError(f"{dataset}: line {line_no} of {listing}: expected '<gt path> <blur path>', "
+                               f"got {line.strip()!r}")
+        sharp, blurred = fields
+        pairs.append(Pair(str(Path(blurred).with_suffix("").as_posix()), ImageRef(root / blurred),
+                          ImageRef(root / sharp)))
+    return pairs, []
+
+
+_REALBLUR = "ROOT/RealBlur_{camera}_{split}_list.txt with lines '<gt path> <blur path>' relative to ROOT"
+
+
+@register("realblur-j", layout=_REALBLUR.format(camera="J", split="{train,test}"), splits=("train", "test"))
+def realblur_j(root, split, list_file=None):
+    """`list_file` (relative to ROOT, or absolute) replaces RealBlur_J_<split>_list.txt."""
+    return _realblur(root, split, "J", list_file)
+
+
+@register("realblur-r", layout=_REALBLUR.format(camera="R", split="{train,test}"), splits=("train", "test"))
+def realblur_r(root, split, list_file=None):
+    """`list_file` (relative to ROOT, or absolute) replaces RealBlur_R_<split>_list.txt."""
+    return _realblur(root, split, "R", list_file)
