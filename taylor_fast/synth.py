@@ -1,0 +1,115 @@
+"""`taylor-fast synth`: make a `paired` dataset (OUT/input, OUT/target) of synthetic rain or blur.
+
+Clean images come from --clean DIR, or else from the colour photographs bundled in scikit-image
+(no download). Pair i is degraded with numpy's SeedSequence (seed, i), so a seed reproduces the set.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .data import BUNDLED_PHOTOS, RAIN_PRESETS, BlurStyle, add_motion_blur, add_rain, bundled_photo
+from .data.image_io import list_images, read_image, write_image
+
+_FORMAT = ".png"
+
+
+def add_arguments(parser):
+    parser.add_argument("--kind", required=True, choices=("rain", "blur"), help="degradation to synthesise")
+    parser.add_argument("--clean", type=Path, help="folder of clean images (default: scikit-image's bundled photos)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (gets input/ and target/)")
+    parser.add_argument("--count", type=int, help="number of pairs (default: one per clean image; "
+                        "more reuse the images with new degradations)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    parser.add_argument("--preset", choices=sorted(RAIN_PRESETS), help="rain style (rain only; default light)")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="Gaussian noise std on the 0..255 scale added after blurring (blur only; default 0)")
+    parser.add_argument("--max-side", type=int, help="shrink clean images whose longer side exceeds this (area filter)")
+    parser.add_argument("--overwrite", action="store_true", help="replace files already in OUT")
+
+
+def _sources(clean: Path | None):
+    """[(name, loader)] of the clean images."""
+    if clean is None:
+        return [(name, lambda name=name: bundled_photo(name)) for name in BUNDLED_PHOTOS]
+    if not clean.is_dir():
+        raise SystemExit(f"synth: --clean {clean} is not a folder")
+    files = list_images(clean)
+    if not files:
+        raise SystemExit(f"synth: --clean {clean} holds no images")
+    return [(path.stem, lambda path=path: read_image(path)) for path in files]
+
+
+def _shrink(image: torch.Tensor, max_side: int | None) -> torch.Tensor:
+    height, width = image.shape[1:]
+    if max_side is None or max(height, width) <= max_side:
+        return image
+    scale = max_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(image[None], size=size, mode="area")[0]
+
+
+def _degrade(args, clean: torch.Tensor, index: int) -> torch.Tensor:
+    seed = [args.seed, index]
+    if args.kind == "rain":
+        return add_rain(clean, args.preset or "light", seed=seed)
+    sigma = args.noise / 255
+    return add_motion_blur(clean, BlurStyle(noise=(sigma, sigma)), seed=seed)[0]
+
+
+def _check(args) -> str | None:
+    if args.count is not None and args.count < 1:
+        return f"--count: expected a positive number, got {args.count}"
+    if args.seed < 0:
+        return f"--seed: expected a non-negative integer, got {args.seed}"
+    if args.kind == "blur" and args.preset is not None:
+        return "--preset applies to --kind rain only"
+    if args.kind == "rain" and args.noise:
+        return "--noise applies to --kind blur only"
+    if args.noise < 0:
+        return f"--noise: expected a non-negative std, got {args.noise}"
+    if args.max_side is not None and args.max_side < 1:
+        return f"--max-side: expected a positive size, got {args.max_side}"
+    return None
+
+
+def main(args) -> int:
+    problem = _check(args)
+    if problem:
+        print(f"synth: {problem}", file=sys.stderr)
+        return 2
+    sources = _sources(args.clean)
+    count = args.count or len(sources)
+    names = [f"{i:04d}_{sources[i % len(sources)][0]}" for i in range(count)]
+    outputs = [args.out / folder / f"{name}{_FORMAT}" for name in names for folder in ("input", "target")]
+    record = args.out / "synth.json"
+    existing = [p for folder in ("input", "target") if (args.out / folder).is_dir()
+                for p in (args.out / folder).iterdir()] + ([record] if record.exists() else [])
+    if existing and not args.overwrite:
+        print(f"synth: {args.out} already holds {len(existing)} files (e.g. {existing[0]}); "
+              "pass --overwrite to replace them, or choose another --out", file=sys.stderr)
+        return 1
+    strays = sorted(set(existing) - set(outputs) - {record})
+    if strays:
+        print(f"synth: warning: {len(strays)} files in {args.out} are not part of this set and stay "
+              f"(e.g. {strays[0]}); the paired loader will see them", file=sys.stderr)
+    for folder in ("input", "target"):
+        (args.out / folder).mkdir(parents=True, exist_ok=True)
+
+    for index, name in enumerate(tqdm(names, desc=f"synth {args.kind}", unit="pair")):
+        clean = _shrink(sources[index % len(sources)][1](), args.max_side)
+        clean = torch.floor(clean.clamp(0, 1) * 255 + 0.5) / 255  # the target as saved: degrade exactly that
+        write_image(args.out / "target" / f"{name}{_FORMAT}", clean)
+        write_image(args.out / "input" / f"{name}{_FORMAT}", _degrade(args, clean, index))
+    settings = {"kind": args.kind, "count": count, "seed": args.seed, "max_side": args.max_side,
+                "clean": str(args.clean) if args.clean else "scikit-image bundled photos",
+                "preset": (args.preset or "light") if args.kind == "rain" else None,
+                "noise_std_255": args.noise if args.kind == "blur" else None, "pairs": names}
+    record.write_text(json.dumps(settings, indent=2) + "\n")
+    print(f"wrote {count} pairs to {args.out} (open with open_dataset('paired', {str(args.out)!r}))")
+    return 0
