@@ -1,0 +1,190 @@
+"""One derivative step in Triton: g_next = G(g, y) + k g, acc_next = acc + g_next / (k+1)!, and
+its hand-written backward. The kernels here also serve the whole expansion (expand.py), which
+launches them once per order.
+
+Forward, per halo tile (see _tiling.py for the layout): pre = X @ W1cat + b1, h = act(pre) (zero
+outside the image: conv2's zero padding applies to h), Z = h @ W2cat, G = shifted-tap sum of Z + b2;
+the epilogue adds k g and updates acc. Nothing but g_next and acc_next is written.
+
+Backward, with dG the gradient reaching g_next (DESIGN §4: h is recomputed, never saved):
+    dh   = D @ W2T          D[q, c*9 + tap] = dG[c, q - d(tap)]   (im2col read of dG)
+    dpre = dh * act'(pre)   (zero outside the image)
+    dx   = shifted-tap sum of (dpre @ W1g)   -> grad_g = dx[:C] + k dG (+ extra), grad_y = dx[C:]
+    dW1 += X^T dpre,  db1 += sum dpre,  dW2 += D^T h,  db2 += sum dG    (over owned pixels only)
+Each backward program visits tiles pid, pid + P, ... and keeps its weight-gradient sums in
+registers; the host adds the per-program partials in a fixed order, so results are deterministic.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from .. import _autograd
+from . import _tiling as T
+from ._registration import PREFIX, define, like, wrap_triton
+
+
+@triton.autotune(configs=T.configs(T.FORWARD_CONFIGS), key=["H", "W", "C", "HIDDEN"])
+@triton.jit
+def _step_forward_kernel(
+    g_ptr, y_ptr, acc_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, g_out_ptr, acc_out_ptr,
+    H, W, k_coef, inv_fact, slope,
+    C: tl.constexpr, HIDDEN: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr, HP: tl.constexpr,
+    CP: tl.constexpr, IEEE: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
+):
+    image = tl.program_id(1).to(tl.int64) * (C * H * W)
+    q, rows, cols, inside, owned = T.tile_geometry(tl.program_id(0), H, W, TH, TW)
+    x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1)
+    hid = tl.arange(0, HP)
+    w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP)
+    b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
+    pre = T.mm(x, w1, IEEE) + b1[None, :]
+    h = tl.where(inside[:, None] & (hid < HIDDEN)[None, :], T.activate(pre, slope), 0.0)
+
+    w2 = T.load_tap_groups(w2_ptr, HIDDEN * 9, 9, C, HIDDEN, HP, CP)
+    z = T.mm(h.to(w2.dtype), w2, IEEE)
+    conv = T.sum_shifted_taps(z, q, TW, TH * TW, CP, 1)
+
+    ch = tl.arange(0, CP)
+    offsets = image + ch[None, :] * (H * W) + (rows * W + cols)[:, None]
+    mask = owned[:, None] & (ch < C)[None, :]
+    g_next = conv + tl.load(b2_ptr + ch, mask=ch < C, other=0.0).to(tl.float32)[None, :]
+    if k_coef != 0.0:  # k = 0 adds nothing (and must not turn an inf in g into NaN)
+        g_next += k_coef * tl.load(g_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+    acc = tl.load(acc_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+    tl.store(g_out_ptr + offsets, g_next, mask=mask)
+    tl.store(acc_out_ptr + offsets, acc + g_next * inv_fact, mask=mask)
+
+
+@triton.autotune(configs=T.configs(T.BACKWARD_CONFIGS), key=["H", "W", "C", "HIDDEN"])
+@triton.jit
+def _step_backward_kernel(
+    dg_ptr, g_ptr, y_ptr, w1_ptr, b1_ptr, w2_ptr, extra_ptr, dy_in_ptr, grad_g_ptr, dy_out_ptr,
+    pw1_ptr, pb1_ptr, pw2_ptr, pb2_ptr,
+    N, H, W, k_coef, extra_coef, slope, programs,
+    C: tl.constexpr, HIDDEN: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr, HP: tl.constexpr,
+    CP: tl.constexpr, IEEE: tl.constexpr, HAS_EXTRA: tl.constexpr, ACCUMULATE_DY: tl.constexpr,
+    TH: tl.constexpr, TW: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    tiles_per_image = tl.cdiv(H, TH - 2) * tl.cdiv(W, TW - 2)
+    hid = tl.arange(0, HP)
+    kk2 = tl.arange(0, K2)
+    tap2 = kk2 % 9
+    ch = tl.arange(0, CP)
+    dw1 = tl.zeros((K1, HP), dtype=tl.float32)
+    db1 = tl.zeros((HP,), dtype=tl.float32)
+    dw2 = tl.zeros((K2, HP), dtype=tl.float32)
+    db2 = tl.zeros((K2,), dtype=tl.float32)
+
+    # The statements are ordered so that few tiles are live at once (register pressure is what
+    # limits this kernel); the small weight tiles are re-read per tile from cache for the same reason.
+    for tile in range(pid, N * tiles_per_image, programs):
+        image = (tile // tiles_per_image).to(tl.int64) * (C * H * W)
+        q, rows, cols, inside, owned = T.tile_geometry(tile % tiles_per_image, H, W, TH, TW)
+        d = T.load_taps(dg_ptr + image, dg_ptr + image, rows, cols, H, W, C, C * 9, K2, -1).to(tl.float32)
+        w2t = T.load_im2col_weight(w2_ptr, HIDDEN * 9, 9, C * 9, HIDDEN, K2, HP)
+        dot_type = w2t.dtype
+        dh = T.mm(d.to(dot_type), w2t, IEEE)
+        x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1)
+        w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP)
+        b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
+        pre = T.mm(x, w1, IEEE) + b1[None, :]
+        real = inside[:, None] & (hid < HIDDEN)[None, :]
+        dpre = tl.where(real, dh * T.activate_grad(pre, slope), 0.0)
+        h = tl.where(real, T.activate(pre, slope), 0.0)
+
+        # Weight gradients: each pixel counts once, in the program that owns it. dW2's pixel is
+        # the output q - d(tap) that D's column reads, so D is masked by that pixel's ownership
+        # (D is already zero where that pixel is outside the image).
+        dpre_owned = tl.where(owned[:, None], dpre, 0.0)
+        dw1 += T.mm(tl.trans(x), dpre_owned.to(dot_type), IEEE)
+        db1 += tl.sum(dpre_owned, axis=0)
+        qr = (q // TW)[:, None] - (tap2 // 3 - 1)[None, :]
+        qc = (q % TW)[:, None] - (tap2 % 3 - 1)[None, :]
+        d_owned = tl.where((qr >= 1) & (qr < TH - 1) & (qc >= 1) & (qc < TW - 1), d, 0.0)
+        dw2 += T.mm(tl.trans(d_owned.to(dot_type)), h.to(dot_type), IEEE)
+        db2 += tl.sum(d_owned, axis=0)
+
+        # dx = conv_transpose(dpre, w1), its g and y halves one after the other
+        dpre = dpre.to(dot_type)
+        offsets = image + ch[None, :] * (H * W) + (rows * W + cols)[:, None]
+        mask = owned[:, None] & (ch < C)[None, :]
+        w1g = T.load_tap_groups(w1_ptr, 9, 2 * C * 9, C, HIDDEN, HP, CP)
+        grad_g = T.sum_shifted_taps(T.mm(dpre, w1g, IEEE), q, TW, TH * TW, CP, -1)
+        if k_coef != 0.0:
+            grad_g += k_coef * tl.load(dg_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        if HAS_EXTRA:
+            grad_g += extra_coef * tl.load(extra_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        tl.store(grad_g_ptr + offsets, grad_g, mask=mask)
+        w1y = T.load_tap_groups(w1_ptr + C * 9, 9, 2 * C * 9, C, HIDDEN, HP, CP)
+        grad_y = T.sum_shifted_taps(T.mm(dpre, w1y, IEEE), q, TW, TH * TW, CP, -1)
+        if ACCUMULATE_DY:
+            grad_y += tl.load(dy_in_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        tl.store(dy_out_ptr + offsets, grad_y, mask=mask)
+
+    row = pid.to(tl.int64)
+    kk1 = tl.arange(0, K1)[:, None]
+    j = hid[None, :]
+    tl.store(pw1_ptr + row * (HIDDEN * 2 * C * 9) + j * (2 * C * 9) + kk1, dw1,
+             mask=(kk1 < 2 * C * 9) & (j < HIDDEN))
+    tl.store(pb1_ptr + row * HIDDEN + hid, db1, mask=hid < HIDDEN)
+    k2 = kk2[:, None]
+    tl.store(pw2_ptr + row * (C * HIDDEN * 9) + (k2 // 9) * (HIDDEN * 9) + j * 9 + k2 % 9, dw2,
+             mask=(k2 < C * 9) & (j < HIDDEN))
+    # sum over owned pixels of dG[c] is D's centre-tap column of channel c
+    tl.store(pb2_ptr + row * C + kk2 // 9, db2, mask=(tap2 == 4) & (kk2 < C * 9))
+
+
+def launch_forward(g, y, acc, weights, g_out, acc_out, k, slope):
+    """One forward step on contiguous (N, C, H, W) images into g_out and acc_out (which must not
+    alias the inputs: neighbouring programs read g's halo, and the autotuner reruns the kernel)."""
+    w1, b1, w2, b2 = (w.contiguous() for w in weights)
+    batch, channels, height, width = g.shape
+
+    def grid(meta):
+        return (T.tiles(height, width, meta["TH"], meta["TW"]), batch)
+
+    wrap_triton(_step_forward_kernel)[grid](
+        g, y, acc, w1, b1, w2, b2, g_out, acc_out,
+        height, width, float(k), T.inverse_factorial(k + 1), float(slope),
+        IEEE=T.ieee_fp32(w1.dtype), **T.dot_shapes(channels, w1.shape[0]),
+    )
+
+
+def launch_backward(dg, g, y, weights, k, slope, grad_g, grad_y, extra=None, extra_coef=0.0, dy_in=None):
+    """One backward step on contiguous images. Writes grad_g = J^T dg + k dg (+ extra_coef * extra)
+    and grad_y (+ dy_in); returns the fp32 weight gradients (w1, b1, w2, b2), each the fixed-order
+    sum of the per-program partials."""
+    w1, b1, w2, b2 = (w.contiguous() for w in weights)
+    batch, channels, height, width = g.shape
+    programs = T.programs_for_reduction(batch, height, width, g.device)
+    partials = [torch.empty((programs, w.numel()), device=g.device, dtype=torch.float32) for w in (w1, b1, w2, b2)]
+    wrap_triton(_step_backward_kernel)[(programs,)](
+        dg, g, y, w1, b1, w2,
+        dg if extra is None else extra, y if dy_in is None else dy_in,  # unread when absent
+        grad_g, grad_y, *partials,
+        batch, height, width, float(k), float(extra_coef), float(slope), programs,
+        IEEE=T.ieee_fp32(w1.dtype), HAS_EXTRA=extra is not None, ACCUMULATE_DY=dy_in is not None,
+        **T.dot_shapes(channels, w1.shape[0]),
+    )
+    return tuple(p.sum(0).view(w.shape) for p, w in zip(partials, (w1, b1, w2, b2)))
+
+
+@define("step_forward")
+def step_forward(g, y, acc, w1, b1, w2, b2, k, negative_slope):
+    g_c, y_c, acc_c = (t.contiguous() for t in (g, y, acc))
+    g_next, acc_next = torch.empty_like(g_c), torch.empty_like(acc_c)
+    launch_forward(g_c, y_c, acc_c, (w1, b1, w2, b2), g_next, acc_next, k, negative_slope)
+    return like(g_next, g), like(acc_next, acc)
+
+
+@define("step_backward")
+def step_backward(grad_g_next, g, y, w1, b1, w2, b2, k, negative_slope):
+    dg, g_c, y_c = (t.contiguous() for t in (grad_g_next, g, y))
+    grad_g, grad_y = torch.empty_like(g_c), torch.empty_like(y_c)
+    weights = (w1, b1, w2, b2)
+    sums = launch_backward(dg, g_c, y_c, weights, k, negative_slope, grad_g, grad_y)
+    return (like(grad_g, g), like(grad_y, y), *(like(s.to(w.dtype), w) for s, w in zip(sums, weights)))
+
+
+_autograd.register_step_autograd(f"{PREFIX}step_forward", torch.ops.taylor_fast.triton_step_backward)

@@ -1,0 +1,253 @@
+"""The Triton backend against the reference: forward and every gradient.
+
+Without a GPU the kernels run on CPU tensors through Triton's interpreter (conftest.py sets
+TRITON_INTERPRET=1 before anything imports them), where tl.dot is an exact fp32 numpy product; on
+a GPU the same tests run compiled, with TF32 turned off so fp32 stays fp32, plus the tests at
+real sizes and low precision at the end (marked cuda).
+"""
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import taylor_fast
+from conftest import make_images, make_weights
+from taylor_fast import _validation, ops, reference
+
+pytestmark = pytest.mark.triton
+
+backend_ok, backend_reason = taylor_fast.backends()["triton"]
+if backend_ok:
+    from taylor_fast.triton import TritonBackend
+
+    INTERPRETED = TritonBackend().interpreted
+    DEVICE = "cpu" if INTERPRETED else "cuda"
+ops_ = torch.ops.taylor_fast
+
+SHAPES = [(1, 3, 5, 7), (2, 3, 4, 6), (1, 1, 3, 9)]
+SLOPES = {"relu": 0.0, "leaky_relu": 0.1}
+
+
+def test_backend_is_available_here():
+    # Deliberately not a skip: CI must run the kernels, through the interpreter if need be.
+    assert backend_ok, backend_reason
+
+
+@pytest.fixture(autouse=True)
+def exact_fp32():
+    """fp32 products stay fp32 on a GPU too (the kernels follow cudnn.allow_tf32, as eager does)."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = saved
+
+
+def problem(shape, order, per_order, hidden=8, seed=0):
+    """fp32 leaf tensors (f, y, w1, b1, w2, b2) on the backend's device."""
+    n, c, h, w = shape
+    f, y = make_images(n, c, h, w, dtype=torch.float32, seed=seed)
+    weights = make_weights(c, hidden, orders=order if per_order else None, dtype=torch.float32, seed=seed + 1)
+    return [t.to(DEVICE).requires_grad_() for t in (f, y, *weights)]
+
+
+def reference_grads(fn, inputs, grad_out):
+    """fp64 reference output and gradients for the same (fp32-valued) inputs."""
+    inputs64 = [t.detach().double().requires_grad_() for t in inputs]
+    out = fn(*inputs64)
+    outs = out if isinstance(out, tuple) else (out,)
+    grads = torch.autograd.grad(outs, inputs64, [g.double() for g in grad_out], allow_unused=True)
+    return outs, [torch.zeros_like(t) if g is None else g for t, g in zip(inputs64, grads)]
+
+
+def assert_matches(got, expected, what, rtol=2e-6):
+    """Max error relative to the largest reference value: fp32 with sums of a few hundred terms."""
+    assert got.shape == expected.shape, f"{what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    if expected.numel() == 0:
+        return
+    scale = max(1.0, expected.abs().max().item())
+    error = (got.double() - expected).abs().max().item()
+    assert error <= rtol * 10 * scale, f"{what}: max error {error:.3g} (reference magnitude {scale:.3g})"
+
+
+def expand_cases():
+    """Every (order 0..4, shared/per-order, activation) combination, each on one of the shapes in
+    turn: the shape handling does not depend on the rest, and the interpreter is slow enough that
+    the full cross product would cost three times as long for no extra coverage."""
+    combos = itertools.product(range(5), (False, True), ("relu", "leaky_relu"))
+    for i, (order, per_order, activation) in enumerate(combos):
+        shape = SHAPES[i % len(SHAPES)]
+        case_id = f"{'x'.join(map(str, shape))}-order{order}-{'per_order' if per_order else 'shared'}-{activation}"
+        yield pytest.param(shape, order, per_order, activation, id=case_id)
+
+
+@pytest.mark.parametrize("shape,order,per_order,activation", expand_cases())
+def test_expand_and_its_gradients_match_reference(shape, order, per_order, activation):
+    inputs = problem(shape, order, per_order)
+    slope = SLOPES[activation]
+    out, gs = ops_.triton_expand_forward(*inputs, order, slope)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, inputs, grad_out)
+
+    (expected,), expected_grads = reference_grads(
+        lambda *t: reference.taylor_expand(*t, order, activation, slope), inputs, [grad_out])
+    assert_matches(out, expected, "out")
+    _, terms = reference.taylor_terms(*[t.detach().double() for t in inputs], order, activation, slope)
+    assert gs.shape == (order, *shape)
+    for k, term in enumerate(terms):
+        assert_matches(gs[k], term, f"g^{k + 1}")
+    for name, got, want in zip(("f", "y", "w1", "b1", "w2", "b2"), grads, expected_grads):
+        assert_matches(got, want, f"grad_{name}")
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("k", [0, 3])
+def test_step_and_its_gradients_match_reference(k, activation):
+    g, y, *weights = problem((2, 3, 4, 6), None, False, seed=k)
+    acc = torch.rand_like(g).requires_grad_()
+    inputs = [g, y, acc, *weights]
+    slope = SLOPES[activation]
+    outs = ops.taylor_step(*inputs, k, activation, slope, backend="triton")
+    grad_outs = [torch.randn_like(o) for o in outs]
+    grads = torch.autograd.grad(outs, inputs, grad_outs)
+
+    expected, expected_grads = reference_grads(
+        lambda *t: reference.taylor_step(*t, k, activation, slope), inputs, grad_outs)
+    for name, got, want in zip(("g_next", "acc_next"), outs, expected):
+        assert_matches(got, want, name)
+    for name, got, want in zip(("g", "y", "acc", "w1", "b1", "w2", "b2"), grads, expected_grads):
+        assert_matches(got, want, f"grad_{name}")
+
+
+def test_tile_seams_multi_tile_programs_and_determinism():
+    # 7 x 15 images span 2 x 2 interpreter tiles, and with two images the backward's few programs
+    # each reduce the weight gradients of several tiles, across the image boundary.
+    inputs = problem((2, 3, 7, 15), 2, False, hidden=16)
+    out = ops.taylor_expand(*inputs, 2, "leaky_relu", 0.2, backend="triton")
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, inputs, grad_out, retain_graph=True)
+    (expected,), expected_grads = reference_grads(
+        lambda *t: reference.taylor_expand(*t, 2, "leaky_relu", 0.2), inputs, [grad_out])
+    assert_matches(out, expected, "out")
+    for name, got, want in zip(("f", "y", "w1", "b1", "w2", "b2"), grads, expected_grads):
+        assert_matches(got, want, f"grad_{name}")
+    again = torch.autograd.grad(out, inputs, grad_out)
+    assert all(torch.equal(a, b) for a, b in zip(grads, again)), "the backward is not deterministic"
+
+
+def test_relu_keeps_torch_semantics_for_nan_and_minus_inf():
+    f, y, w1, b1, w2, b2 = (t.detach() for t in problem((1, 3, 5, 7), None, False))
+    w1 = w1.abs()  # a -inf input then gives a -inf pre-activation (relu: 0), never inf - inf
+    y[0, 0, 1, 1] = -float("inf")
+    y[0, 1, 3, 5] = float("nan")
+    out = ops.taylor_expand(f, y, w1, b1, w2, b2, 1, backend="triton")
+    expected = reference.taylor_expand(f.double(), y.double(), w1.double(), b1.double(), w2.double(),
+                                       b2.double(), 1)
+    assert torch.equal(out.isnan(), expected.isnan())
+    finite = ~expected.isnan()
+    assert_matches(out[finite], expected[finite], "finite part")
+
+
+def test_outputs_follow_the_inputs_memory_format():
+    f, y, *weights = (t.detach() for t in problem((1, 3, 5, 7), None, False))
+    f_cl, y_cl = (t.contiguous(memory_format=torch.channels_last) for t in (f, y))
+    out, gs = ops_.triton_expand_forward(f_cl, y_cl, *weights, 2, 0.0)
+    assert out.stride() == torch.empty_like(f_cl).stride() and gs.is_contiguous()
+    assert torch.equal(out, ops_.triton_expand_forward(f, y, *weights, 2, 0.0)[0])
+
+
+def test_torch_compile_traces_the_op_without_graph_breaks():
+    # fullgraph=True fails on any graph break. aot_eager runs dynamo and AOTAutograd (the forward
+    # and the registered backward are traced through the triton_op's kernels) but executes the
+    # captured kernels as they are, which the interpreter can run; inductor's code generation for
+    # them needs a GPU (exercised by the cuda test below).
+    inputs = problem((1, 3, 5, 7), 2, True)
+
+    def loss(*t):
+        return ops.taylor_expand(*t, 2, "leaky_relu", 0.1, backend="triton").square().sum()
+
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    got = torch.autograd.grad(compiled(*inputs), inputs)
+    want = torch.autograd.grad(loss(*inputs), inputs)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def _call(**changes):
+    base = dict(device=torch.device(DEVICE), dtype=torch.float32, channels=3, hidden=32, kernel_size=3,
+                per_order=False, activation="relu", negative_slope=0.2)
+    return _validation.Call(**{**base, **changes})
+
+
+@pytest.mark.parametrize("changes,reason", [
+    (dict(dtype=torch.float64), "float64 is not implemented"),
+    (dict(kernel_size=5), "5x5"),
+    (dict(hidden=128), "hidden <= 64"),
+    (dict(channels=8), "C <= 4"),
+    (dict(device=torch.device("meta")), "the tensors are on meta"),
+])
+def test_cannot_serve_names_the_reason(changes, reason):
+    backend = TritonBackend()
+    assert backend.cannot_serve(_call()) is None
+    assert reason in backend.cannot_serve(_call(**changes))
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        assert backend.cannot_serve(_call(dtype=dtype)) is None or not INTERPRETED
+
+
+def test_without_gpu_or_interpreter_the_backend_says_how_to_enable_it():
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    code = "import taylor_fast; ok, why = taylor_fast.backends()['triton']; print(ok, why)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    if torch.cuda.is_available():
+        assert proc.stdout.startswith("True")
+    else:
+        assert proc.stdout.startswith("False") and "TRITON_INTERPRET=1" in proc.stdout
+
+
+# ---- GPU only: real sizes, low precision, inductor ------------------------------------------
+
+
+def _error(out, grads, ref_out, ref_grads):
+    return [(a.double() - b).abs().max().item() for a, b in zip((out, *grads), (ref_out, *ref_grads))]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("per_order", [False, True], ids=["shared", "per_order"])
+@pytest.mark.parametrize("shape", [(4, 3, 100, 100), (1, 3, 256, 384)], ids=lambda s: "x".join(map(str, s)))
+def test_real_sizes_within_twice_the_eager_reference_error(shape, per_order, dtype):
+    torch.backends.cudnn.allow_tf32 = True  # both sides at torch's default fp32 precision
+    order = 3
+    n, c, h, w = shape
+    f, y = make_images(n, c, h, w, dtype=torch.float64)
+    weights = make_weights(c, 32, orders=order if per_order else None, dtype=torch.float64, scale=0.1)
+    exact = [t.cuda().requires_grad_() for t in (f, y, *weights)]
+    low = [t.detach().to(dtype).requires_grad_() for t in exact]
+    grad_out = torch.randn(shape, device="cuda", dtype=torch.float64)
+
+    def run(fn, inputs):
+        out = fn(*inputs, order, "relu")
+        return out, torch.autograd.grad(out, inputs, grad_out.to(out.dtype))
+
+    ref = run(reference.taylor_expand, exact)
+    eager = _error(*run(reference.taylor_expand, low), *ref)
+    triton = _error(*run(lambda *a: ops.taylor_expand(*a, backend="triton"), low), *ref)
+    scales = [t.abs().max().item() for t in (ref[0], *ref[1])]
+    for name, got, bound, scale in zip(("out", "f", "y", "w1", "b1", "w2", "b2"), triton, eager, scales):
+        assert got <= 2 * bound + 1e-6 * scale, f"{name}: triton error {got:.3g}, eager {dtype} error {bound:.3g}"
+
+
+@pytest.mark.cuda
+def test_inductor_compiles_the_triton_op():
+    inputs = problem((2, 3, 64, 80), 3, False, hidden=32)
+
+    def loss(*t):
+        return ops.taylor_expand(*t, 3, backend="triton").square().sum()
+
+    got = torch.autograd.grad(torch.compile(loss, fullgraph=True)(*inputs), inputs)
+    want = torch.autograd.grad(loss(*inputs), inputs)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
