@@ -2,14 +2,15 @@
 geometry, the on-the-fly im2col loads and the gather that stands in for a shifted register tile.
 
 A program owns the interior (TH-2) x (TW-2) pixels of a TH x TW "halo tile" and evaluates the
-hidden activation h on the whole halo tile, flattened row-major into TH*TW rows of a matrix:
-    conv1:  pre[q, :] = X[q, :] @ W1cat        X[q, i*9 + tap] = x[i, q + d(tap)]   (im2col, K = 2C*9)
-    conv2:  Z = h @ W2cat  (W2cat[j, c*16 + tap] = w2[c, j, tap]),  out[p, c] = sum_tap Z[p + d(tap), c*16 + tap]
-The im2col operand comes straight from global memory (g and y are read with a 2-pixel halo, never
-concatenated); h and Z stay on chip. Triton cannot slice a register tile, so "row p + d(tap)" of Z
-is a tl.gather along rows with one shift per column, followed by a sum over each 16-column group.
-Matrix dimensions are padded to powers of two >= 16 (tl.dot's minimum): 2C*9 = 54 -> 64 for
-C = 3; hidden 32 stays 32; the 9 taps of a channel occupy a 16-column group.
+hidden activation h on the whole halo tile, its pixels flattened row-major into the TH*TW rows of
+a matrix (an implicit GEMM):
+    conv1:  pre = X @ W1cat + b1      X[q, i*9 + tap] = x[i, q + d(tap)]     (im2col, K = 2C*9)
+    conv2:  for each output channel c:  Z = h @ W2_c  (W2_c[j, tap] = w2[c, j, tap]),
+            out[p, c] = sum_tap Z[p + d(tap), tap] + b2[c]
+X is read straight from global memory (g and y with a 2-pixel halo, never concatenated); h and Z
+stay on chip. Triton cannot slice or shift a register tile, so "row p + d(tap)" of Z is a
+tl.gather along rows with one shift per column. Matrix dimensions are padded to powers of two
+>= 16 (tl.dot's minimum): 2C*9 = 54 -> 64 for C = 3, hidden 32 stays 32, 9 taps -> 16 columns.
 """
 import math
 
@@ -20,20 +21,24 @@ import triton.language as tl
 from ._registration import INTERPRETED
 
 TAPS = 9  # a 3x3 kernel
-TAP_GROUP = 16  # columns per channel in the gathered tiles (9 taps padded to a power of two)
 
 
 def _config(th, tw, warps):
     return triton.Config({"TH": th, "TW": tw}, num_warps=warps, num_stages=1)
 
 
-# Halo tiles (TH x TW) tried by the autotuner. Larger tiles waste less work on the 1-pixel ring
-# that is recomputed by neighbours (interior/tile: 8x16 66%, 16x16 77%, 16x32 82%) but hold more
-# registers per program (X, h and Z are TH*TW x 64/32/64 fp32 tiles), so the best one depends on
-# the GPU and dtype. num_stages=1: the kernels have no K loop to software-pipeline, and pipelining
-# the backward's persistent tile loop would only multiply its shared-memory footprint.
-FORWARD_CONFIGS = [_config(8, 16, 4), _config(16, 16, 4), _config(16, 16, 8), _config(16, 32, 8)]
-BACKWARD_CONFIGS = [_config(8, 16, 4), _config(16, 16, 4), _config(16, 16, 8)]
+# Halo tiles TH x TW and warps tried by the autotuner. Larger tiles waste less work on the ring of
+# pixels that neighbours recompute (interior/tile: 8x16 66%, 8x32 70%, 16x16 77%), but every
+# program holds TH*TW x 64 (X) and TH*TW x hidden (h) tiles, so registers bound the tile per warp.
+# Compiled for sm_90 on a CPU machine (hidden 32, fp32, ptxas -v), without a GPU to time them:
+#   forward  8x16/4 warps 111 registers, 8x32/8 and 16x16/8 148, no spills (16x16/4 and 16x32/8
+#            reached 255 or spilled, so they are not tried);
+#   backward 8x16/8 warps 255 registers, 24 bytes spilled; 16x16/8 spills 0.9 KB but recomputes
+#            less, so the autotuner decides; 4 warps spill over 1 KB at either size.
+# num_stages=1: there is no K loop to software-pipeline, and pipelining the backward's loop over
+# tiles would only multiply its shared memory.
+FORWARD_CONFIGS = [_config(8, 16, 4), _config(8, 32, 8), _config(16, 16, 8)]
+BACKWARD_CONFIGS = [_config(8, 16, 8), _config(16, 16, 8)]
 # The interpreter (TRITON_INTERPRET=1, CPU tests) gets one config: nothing to tune there, and a
 # single config skips the autotuner's benchmarking. TH != TW so that a row/column mix-up in the
 # tile geometry cannot cancel out, and tiles small enough that the tests' images span several.
@@ -55,9 +60,11 @@ def dot_shapes(channels: int, hidden: int) -> dict:
         "C": channels,
         "HIDDEN": hidden,
         "K1": padded(2 * channels * TAPS),  # im2col of [g, y]
-        "K2": padded(channels * TAPS),  # im2col of the incoming gradient (backward)
+        # im2col of the incoming gradient (backward). At least 64: it is also the M of the dW2
+        # product D^T h, and below 64 rows Triton cannot use sm_90's wgmma there; its mma.sync
+        # fallback replicated h across warps (ptxas: 255 registers, 8x16 tile, 8 warps).
+        "K2": max(64, padded(channels * TAPS)),
         "HP": padded(hidden),
-        "CP": triton.next_power_of_2(channels),  # channel groups of the tiles sum_shifted_taps reduces
     }
 
 
@@ -71,16 +78,33 @@ def tiles(height: int, width: int, th: int, tw: int) -> int:
     return triton.cdiv(height, th - 2) * triton.cdiv(width, tw - 2)
 
 
-def max_tiles(height: int, width: int, config_list) -> int:
-    return max(tiles(height, width, c.kwargs["TH"], c.kwargs["TW"]) for c in configs(config_list))
+def programs_for_reduction(batch: int, height: int, width: int, device: torch.device) -> int:
+    """How many programs the backward runs: each reduces the weight gradients of the tiles it
+    visits into one partial, and the partials are summed in a fixed order (deterministic). Enough
+    programs to fill the GPU, no more (the partial buffer grows with them); under the interpreter
+    a handful, so the tests exercise programs that visit several tiles."""
+    most = batch * max(tiles(height, width, c.kwargs["TH"], c.kwargs["TW"]) for c in configs(BACKWARD_CONFIGS))
+    if device.type != "cuda":  # the interpreter (or a trace on fake CPU tensors)
+        return min(most, 3)
+    return min(most, 8 * torch.cuda.get_device_properties(device).multi_processor_count)
+
+
+def inverse_factorial(n: int) -> float:
+    return 1.0 / math.factorial(n)
+
+
+# Device helpers. `zero` is added to every index vector: 0 in the forward, and in the backward's
+# loop over tiles a 0 the compiler cannot prove constant, so that it recomputes these vectors per
+# tile instead of hoisting them out of the loop broadcast to whole tiles, which kept them in
+# registers across it (ptxas, sm_90: 230 registers instead of 128 for the loop body alone).
 
 
 @triton.jit
-def tile_geometry(tile, H, W, TH: tl.constexpr, TW: tl.constexpr):
+def tile_geometry(tile, H, W, TH: tl.constexpr, TW: tl.constexpr, zero):
     """Halo tile `tile` of an image, rows flattened row-major: (q, image row, image column,
     inside the image, owned by this program = interior of the tile and inside the image)."""
     tiles_w = tl.cdiv(W, TW - 2)
-    q = tl.arange(0, TH * TW)
+    q = tl.arange(0, TH * TW) + zero
     qr = q // TW
     qc = q % TW
     rows = (tile // tiles_w) * (TH - 2) - 1 + qr
@@ -92,12 +116,12 @@ def tile_geometry(tile, H, W, TH: tl.constexpr, TW: tl.constexpr):
 
 @triton.jit
 def load_taps(base_lo, base_hi, rows, cols, H, W, SPLIT: tl.constexpr, VALID: tl.constexpr, K: tl.constexpr,
-              SIGN: tl.constexpr):
+              SIGN: tl.constexpr, zero):
     """im2col from global memory, [TH*TW, K]: column kk < VALID holds channel kk // 9 at pixel
     (row, col) + SIGN * d(kk % 9), zero outside the image (zero padding). Channels below SPLIT come
     from the CHW image at base_lo, the others from base_hi: [g, y] is read without concatenating
     it. SIGN = +1 reads a convolution's inputs, -1 a transposed convolution's."""
-    kk = tl.arange(0, K)
+    kk = tl.arange(0, K) + zero
     tap = kk % 9
     channel = kk // 9
     column_base = tl.where(channel < SPLIT, base_lo + channel * (H * W), base_hi + (channel - SPLIT) * (H * W))
@@ -108,18 +132,16 @@ def load_taps(base_lo, base_hi, rows, cols, H, W, SPLIT: tl.constexpr, VALID: tl
 
 
 @triton.jit
-def sum_shifted_taps(z, q, TW: tl.constexpr, P: tl.constexpr, GROUPS: tl.constexpr, SIGN: tl.constexpr):
-    """out[p, c] = sum_{tap < 9} z[p + SIGN * d(tap), c*16 + tap] for the rows p of a halo tile,
-    d(tap) being the tap's offset in the flattened tile. Valid for interior rows; the clamped
-    indices of ring rows give values the callers never store."""
-    col = tl.arange(0, GROUPS * 16)
-    tap = col % 16
+def shifted_tap_sum(z, q, TW: tl.constexpr, P: tl.constexpr, SIGN: tl.constexpr, zero):
+    """out[p] = sum_{tap < 9} z[p + SIGN * d(tap), tap] for the rows p of a halo tile (z: P x 16),
+    d(tap) being the tap's offset in the flattened tile. Valid for interior rows; ring rows get
+    clamped indices and values that the callers never store."""
+    tap = tl.arange(0, 16) + zero
     shift = (tap // 3 - 1) * TW + (tap % 3 - 1)
     src = tl.minimum(tl.maximum(q[:, None] + SIGN * shift[None, :], 0), P - 1)
     shifted = tl.gather(z, src, 0)
-    # the padding columns (tap >= 9) are zero only if z is finite; never let them carry NaN/inf
-    shifted = tl.where((tap < 9)[None, :], shifted, 0.0)
-    return tl.sum(tl.reshape(shifted, (P, GROUPS, 16)), axis=2)
+    # the padding columns (tap >= 9) are zero only while z is finite: never let them carry NaN/inf
+    return tl.sum(tl.where((tap < 9)[None, :], shifted, 0.0), axis=1)
 
 
 @triton.jit
@@ -147,40 +169,22 @@ def mm(a, b, IEEE: tl.constexpr):
 
 
 @triton.jit
-def load_im2col_weight(w_ptr, chan_stride, col_stride, K_VALID, COLS_VALID, K: tl.constexpr, COLS: tl.constexpr):
+def load_im2col_weight(w_ptr, chan_stride, col_stride, K_VALID, COLS_VALID, K: tl.constexpr, COLS: tl.constexpr,
+                       zero):
     """M[kk, j] = w[(kk // 9) * chan_stride + j * col_stride + kk % 9] (K x COLS, zero padded): a
     contiguous 3x3 weight read as the right-hand side of an im2col product, with no host repacking.
     conv1: W1cat[kk, j] = w1[j, kk//9, kk%9]; backward's dh: W2T[kk, j] = w2[kk//9, j, kk%9]."""
-    kk = tl.arange(0, K)[:, None]
-    j = tl.arange(0, COLS)[None, :]
+    kk = (tl.arange(0, K) + zero)[:, None]
+    j = (tl.arange(0, COLS) + zero)[None, :]
     offset = (kk // 9) * chan_stride + j * col_stride + kk % 9
     return tl.load(w_ptr + offset, mask=(kk < K_VALID) & (j < COLS_VALID), other=0.0)
 
 
 @triton.jit
-def load_tap_groups(w_ptr, group_stride, row_stride, GROUPS_VALID, ROWS_VALID, ROWS: tl.constexpr,
-                    GROUPS: tl.constexpr):
-    """M[r, g*16 + tap] = w[g * group_stride + r * row_stride + tap] (ROWS x GROUPS*16, zero padded):
-    the right-hand side whose product sum_shifted_taps turns into a convolution.
-    forward: W2cat[j, c*16 + tap] = w2[c, j, tap]; backward's dx: W1g[j, c*16 + tap] = w1[j, c (+C), tap]."""
-    r = tl.arange(0, ROWS)[:, None]
-    col = tl.arange(0, GROUPS * 16)[None, :]
-    group = col // 16
-    tap = col % 16
-    mask = (group < GROUPS_VALID) & (tap < 9) & (r < ROWS_VALID)
-    return tl.load(w_ptr + group * group_stride + r * row_stride + tap, mask=mask, other=0.0)
-
-
-def programs_for_reduction(batch: int, height: int, width: int, device: torch.device) -> int:
-    """How many programs the backward runs: each reduces the weight gradients of the tiles it
-    visits into one partial, and the partials are summed in a fixed order (deterministic). Enough
-    programs to fill the GPU, no more (the partial buffer grows with them); under the interpreter
-    a handful, so the tests exercise programs that visit several tiles."""
-    most = batch * max_tiles(height, width, BACKWARD_CONFIGS)
-    if device.type != "cuda":  # the interpreter (or a trace on fake CPU tensors)
-        return min(most, 3)
-    return min(most, 8 * torch.cuda.get_device_properties(device).multi_processor_count)
-
-
-def inverse_factorial(n: int) -> float:
-    return 1.0 / math.factorial(n)
+def load_tap_matrix(w_ptr, row_stride, ROWS_VALID, ROWS: tl.constexpr, zero):
+    """M[r, tap] = w[r * row_stride + tap] (ROWS x 16, zero padded): the right-hand side whose
+    product shifted_tap_sum turns into one channel of a convolution.
+    forward: w2[c, j, tap] (r = j); backward's dx: w1[j, i, tap] (r = j)."""
+    r = (tl.arange(0, ROWS) + zero)[:, None]
+    tap = (tl.arange(0, 16) + zero)[None, :]
+    return tl.load(w_ptr + r * row_stride + tap, mask=(tap < 9) & (r < ROWS_VALID), other=0.0)

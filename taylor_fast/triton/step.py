@@ -3,15 +3,16 @@ its hand-written backward. The kernels here also serve the whole expansion (expa
 launches them once per order.
 
 Forward, per halo tile (see _tiling.py for the layout): pre = X @ W1cat + b1, h = act(pre) (zero
-outside the image: conv2's zero padding applies to h), Z = h @ W2cat, G = shifted-tap sum of Z + b2;
-the epilogue adds k g and updates acc. Nothing but g_next and acc_next is written.
+outside the image: conv2's zero padding applies to h), then per output channel G = shifted-tap
+sum of h @ W2_c, plus b2; the epilogue adds k g and updates acc. Only g_next and acc_next are written.
 
 Backward, with dG the gradient reaching g_next (DESIGN §4: h is recomputed, never saved):
     dh   = D @ W2T          D[q, c*9 + tap] = dG[c, q - d(tap)]   (im2col read of dG)
     dpre = dh * act'(pre)   (zero outside the image)
-    dx   = shifted-tap sum of (dpre @ W1g)   -> grad_g = dx[:C] + k dG (+ extra), grad_y = dx[C:]
+    dx_i = shifted-tap sum of dpre @ W1_i per input channel i -> grad_g = dx[:C] + k dG (+ extra),
+           grad_y = dx[C:] (+ the previous orders' grad_y)
     dW1 += X^T dpre,  db1 += sum dpre,  dW2 += D^T h,  db2 += sum dG    (over owned pixels only)
-Each backward program visits tiles pid, pid + P, ... and keeps its weight-gradient sums in
+Each backward program visits tiles pid, pid + programs, ... and keeps its weight-gradient sums in
 registers; the host adds the per-program partials in a fixed order, so results are deterministic.
 """
 import torch
@@ -29,30 +30,27 @@ def _step_forward_kernel(
     g_ptr, y_ptr, acc_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, g_out_ptr, acc_out_ptr,
     H, W, k_coef, inv_fact, slope,
     C: tl.constexpr, HIDDEN: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr, HP: tl.constexpr,
-    CP: tl.constexpr, IEEE: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
+    IEEE: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
 ):
     image = tl.program_id(1).to(tl.int64) * (C * H * W)
-    q, rows, cols, inside, owned = T.tile_geometry(tl.program_id(0), H, W, TH, TW)
-    x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1)
+    q, rows, cols, inside, owned = T.tile_geometry(tl.program_id(0), H, W, TH, TW, 0)
+    x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1, 0)
     hid = tl.arange(0, HP)
-    w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP)
+    w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP, 0)
     b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
     pre = T.mm(x, w1, IEEE) + b1[None, :]
-    h = tl.where(inside[:, None] & (hid < HIDDEN)[None, :], T.activate(pre, slope), 0.0)
+    h = tl.where(inside[:, None] & (hid < HIDDEN)[None, :], T.activate(pre, slope), 0.0).to(w1.dtype)
 
-    w2 = T.load_tap_groups(w2_ptr, HIDDEN * 9, 9, C, HIDDEN, HP, CP)
-    z = T.mm(h.to(w2.dtype), w2, IEEE)
-    conv = T.sum_shifted_taps(z, q, TW, TH * TW, CP, 1)
-
-    ch = tl.arange(0, CP)
-    offsets = image + ch[None, :] * (H * W) + (rows * W + cols)[:, None]
-    mask = owned[:, None] & (ch < C)[None, :]
-    g_next = conv + tl.load(b2_ptr + ch, mask=ch < C, other=0.0).to(tl.float32)[None, :]
-    if k_coef != 0.0:  # k = 0 adds nothing (and must not turn an inf in g into NaN)
-        g_next += k_coef * tl.load(g_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-    acc = tl.load(acc_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-    tl.store(g_out_ptr + offsets, g_next, mask=mask)
-    tl.store(acc_out_ptr + offsets, acc + g_next * inv_fact, mask=mask)
+    pixel = image + rows * W + cols
+    for c in tl.static_range(C):
+        w2 = T.load_tap_matrix(w2_ptr + c * (HIDDEN * 9), 9, HIDDEN, HP, 0)
+        g_next = T.shifted_tap_sum(T.mm(h, w2, IEEE), q, TW, TH * TW, 1, 0) + tl.load(b2_ptr + c).to(tl.float32)
+        offsets = pixel + c * (H * W)
+        if k_coef != 0.0:  # k = 0 adds nothing (and must not turn an inf in g into NaN)
+            g_next += k_coef * tl.load(g_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
+        acc = tl.load(acc_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
+        tl.store(g_out_ptr + offsets, g_next, mask=owned)
+        tl.store(acc_out_ptr + offsets, acc + g_next * inv_fact, mask=owned)
 
 
 @triton.autotune(configs=T.configs(T.BACKWARD_CONFIGS), key=["H", "W", "C", "HIDDEN"])
@@ -62,31 +60,29 @@ def _step_backward_kernel(
     pw1_ptr, pb1_ptr, pw2_ptr, pb2_ptr,
     N, H, W, k_coef, extra_coef, slope, programs,
     C: tl.constexpr, HIDDEN: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr, HP: tl.constexpr,
-    CP: tl.constexpr, IEEE: tl.constexpr, HAS_EXTRA: tl.constexpr, ACCUMULATE_DY: tl.constexpr,
-    TH: tl.constexpr, TW: tl.constexpr,
+    IEEE: tl.constexpr, HAS_EXTRA: tl.constexpr, ACCUMULATE_DY: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
 ):
     pid = tl.program_id(0)
     tiles_per_image = tl.cdiv(H, TH - 2) * tl.cdiv(W, TW - 2)
-    hid = tl.arange(0, HP)
-    kk2 = tl.arange(0, K2)
-    tap2 = kk2 % 9
-    ch = tl.arange(0, CP)
+    tiles = N * tiles_per_image
     dw1 = tl.zeros((K1, HP), dtype=tl.float32)
     db1 = tl.zeros((HP,), dtype=tl.float32)
     dw2 = tl.zeros((K2, HP), dtype=tl.float32)
     db2 = tl.zeros((K2,), dtype=tl.float32)
 
-    # The statements are ordered so that few tiles are live at once (register pressure is what
-    # limits this kernel); the small weight tiles are re-read per tile from cache for the same reason.
-    for tile in range(pid, N * tiles_per_image, programs):
+    # Registers are what limit this kernel: the statements are ordered so that few tiles are live
+    # at once, and the small weight tiles are re-read per tile (from cache). `zero`: see _tiling.
+    for tile in range(pid, tiles, programs):
+        zero = tile // tiles
         image = (tile // tiles_per_image).to(tl.int64) * (C * H * W)
-        q, rows, cols, inside, owned = T.tile_geometry(tile % tiles_per_image, H, W, TH, TW)
-        d = T.load_taps(dg_ptr + image, dg_ptr + image, rows, cols, H, W, C, C * 9, K2, -1).to(tl.float32)
-        w2t = T.load_im2col_weight(w2_ptr, HIDDEN * 9, 9, C * 9, HIDDEN, K2, HP)
+        q, rows, cols, inside, owned = T.tile_geometry(tile % tiles_per_image, H, W, TH, TW, zero)
+        hid = tl.arange(0, HP) + zero
+        d = T.load_taps(dg_ptr + image, dg_ptr + image, rows, cols, H, W, C, C * 9, K2, -1, zero).to(tl.float32)
+        w2t = T.load_im2col_weight(w2_ptr, HIDDEN * 9, 9, C * 9, HIDDEN, K2, HP, zero)
         dot_type = w2t.dtype
         dh = T.mm(d.to(dot_type), w2t, IEEE)
-        x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1)
-        w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP)
+        x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1, zero)
+        w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP, zero)
         b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
         pre = T.mm(x, w1, IEEE) + b1[None, :]
         real = inside[:, None] & (hid < HIDDEN)[None, :]
@@ -99,40 +95,45 @@ def _step_backward_kernel(
         dpre_owned = tl.where(owned[:, None], dpre, 0.0)
         dw1 += T.mm(tl.trans(x), dpre_owned.to(dot_type), IEEE)
         db1 += tl.sum(dpre_owned, axis=0)
+        tap2 = (tl.arange(0, K2) + zero) % 9
         qr = (q // TW)[:, None] - (tap2 // 3 - 1)[None, :]
         qc = (q % TW)[:, None] - (tap2 % 3 - 1)[None, :]
         d_owned = tl.where((qr >= 1) & (qr < TH - 1) & (qc >= 1) & (qc < TW - 1), d, 0.0)
         dw2 += T.mm(tl.trans(d_owned.to(dot_type)), h.to(dot_type), IEEE)
         db2 += tl.sum(d_owned, axis=0)
 
-        # dx = conv_transpose(dpre, w1), its g and y halves one after the other
+        # dx = conv_transpose(dpre, w1), one input channel at a time: g's, then y's
         dpre = dpre.to(dot_type)
-        offsets = image + ch[None, :] * (H * W) + (rows * W + cols)[:, None]
-        mask = owned[:, None] & (ch < C)[None, :]
-        w1g = T.load_tap_groups(w1_ptr, 9, 2 * C * 9, C, HIDDEN, HP, CP)
-        grad_g = T.sum_shifted_taps(T.mm(dpre, w1g, IEEE), q, TW, TH * TW, CP, -1)
-        if k_coef != 0.0:
-            grad_g += k_coef * tl.load(dg_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-        if HAS_EXTRA:
-            grad_g += extra_coef * tl.load(extra_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-        tl.store(grad_g_ptr + offsets, grad_g, mask=mask)
-        w1y = T.load_tap_groups(w1_ptr + C * 9, 9, 2 * C * 9, C, HIDDEN, HP, CP)
-        grad_y = T.sum_shifted_taps(T.mm(dpre, w1y, IEEE), q, TW, TH * TW, CP, -1)
-        if ACCUMULATE_DY:
-            grad_y += tl.load(dy_in_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-        tl.store(dy_out_ptr + offsets, grad_y, mask=mask)
+        pixel = image + rows * W + cols
+        for i in tl.static_range(2 * C):
+            w1_i = T.load_tap_matrix(w1_ptr + i * 9, 2 * C * 9, HIDDEN, HP, zero)
+            dx = T.shifted_tap_sum(T.mm(dpre, w1_i, IEEE), q, TW, TH * TW, -1, zero)
+            if i < C:
+                offsets = pixel + i * (H * W)
+                if k_coef != 0.0:
+                    dx += k_coef * tl.load(dg_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
+                if HAS_EXTRA:
+                    dx += extra_coef * tl.load(extra_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
+                tl.store(grad_g_ptr + offsets, dx, mask=owned)
+            else:
+                offsets = pixel + (i - C) * (H * W)
+                if ACCUMULATE_DY:
+                    dx += tl.load(dy_in_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
+                tl.store(dy_out_ptr + offsets, dx, mask=owned)
 
     row = pid.to(tl.int64)
-    kk1 = tl.arange(0, K1)[:, None]
+    hid = tl.arange(0, HP)
     j = hid[None, :]
+    kk1 = tl.arange(0, K1)[:, None]
     tl.store(pw1_ptr + row * (HIDDEN * 2 * C * 9) + j * (2 * C * 9) + kk1, dw1,
              mask=(kk1 < 2 * C * 9) & (j < HIDDEN))
     tl.store(pb1_ptr + row * HIDDEN + hid, db1, mask=hid < HIDDEN)
+    kk2 = tl.arange(0, K2)
     k2 = kk2[:, None]
     tl.store(pw2_ptr + row * (C * HIDDEN * 9) + (k2 // 9) * (HIDDEN * 9) + j * 9 + k2 % 9, dw2,
              mask=(k2 < C * 9) & (j < HIDDEN))
-    # sum over owned pixels of dG[c] is D's centre-tap column of channel c
-    tl.store(pb2_ptr + row * C + kk2 // 9, db2, mask=(tap2 == 4) & (kk2 < C * 9))
+    # the sum over owned pixels of dG[c] is D's centre-tap column of channel c
+    tl.store(pb2_ptr + row * C + kk2 // 9, db2, mask=(kk2 % 9 == 4) & (kk2 < C * 9))
 
 
 def launch_forward(g, y, acc, weights, g_out, acc_out, k, slope):
