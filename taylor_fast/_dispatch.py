@@ -21,6 +21,9 @@ ENV_VAR = "TAYLOR_FAST_BACKEND"
 
 # Order of preference of backend="auto" per device type. On CUDA the order comes from the
 # benchmark suite (benchmarks/README.md); the reference is always the last resort.
+# cuda before triton is provisional: issue 6 §4 has auto pick cuda or triton per dtype by
+# measurement on a GPU, which has not been done yet. Triton is never chosen automatically on a
+# CPU: its CPU path is the interpreter, for tests only.
 AUTO_PREFERENCE = {"cpu": ("cpu",), "cuda": ("cuda", "triton")}
 
 log = logging.getLogger("taylor_fast")

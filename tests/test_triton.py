@@ -1,11 +1,12 @@
 """The Triton backend against the reference: forward and every gradient.
 
 Without a GPU the kernels run on CPU tensors through Triton's interpreter (conftest.py sets
-TRITON_INTERPRET=1 before anything imports them), where tl.dot is an exact fp32 numpy product; on
-a GPU the same tests run compiled, with TF32 turned off so fp32 stays fp32, plus the tests at
-real sizes and low precision at the end (marked cuda).
+TRITON_INTERPRET=1 before anything imports them), where tl.dot is an exact fp32 numpy product.
+On a GPU the same tests run compiled (TF32 off, so fp32 stays fp32), plus those marked cuda:
+real sizes in fp32, TF32, bf16 and fp16, and inductor.
 """
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -16,15 +17,11 @@ import torch
 import taylor_fast
 from conftest import make_images, make_weights
 from taylor_fast import _validation, ops, reference
+from taylor_fast.triton import TritonBackend  # without triton this module fails: it must not skip
 
 pytestmark = pytest.mark.triton
-
-backend_ok, backend_reason = taylor_fast.backends()["triton"]
-if backend_ok:
-    from taylor_fast.triton import TritonBackend
-
-    INTERPRETED = TritonBackend().interpreted
-    DEVICE = "cpu" if INTERPRETED else "cuda"
+INTERPRETED = TritonBackend().interpreted
+DEVICE = "cpu" if INTERPRETED else "cuda"
 ops_ = torch.ops.taylor_fast
 
 SHAPES = [(1, 3, 5, 7), (2, 3, 4, 6), (1, 1, 3, 9)]
@@ -33,7 +30,8 @@ SLOPES = {"relu": 0.0, "leaky_relu": 0.1}
 
 def test_backend_is_available_here():
     # Deliberately not a skip: CI must run the kernels, through the interpreter if need be.
-    assert backend_ok, backend_reason
+    available, reason = taylor_fast.backends()["triton"]
+    assert available, reason
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +81,7 @@ def expand_cases():
         yield pytest.param(shape, order, per_order, activation, id=case_id)
 
 
-@pytest.mark.parametrize("shape,order,per_order,activation", expand_cases())
+@pytest.mark.parametrize("shape,order,per_order,activation", list(expand_cases()))
 def test_expand_and_its_gradients_match_reference(shape, order, per_order, activation):
     inputs = problem(shape, order, per_order)
     slope = SLOPES[activation]
@@ -124,12 +122,12 @@ def test_step_and_its_gradients_match_reference(k, activation):
 def test_tile_seams_multi_tile_programs_and_determinism():
     # 7 x 15 images span 2 x 2 interpreter tiles, and with two images the backward's few programs
     # each reduce the weight gradients of several tiles, across the image boundary.
-    inputs = problem((2, 3, 7, 15), 2, False, hidden=16)
-    out = ops.taylor_expand(*inputs, 2, "leaky_relu", 0.2, backend="triton")
+    inputs = problem((2, 3, 7, 15), None, False, hidden=16)
+    out = ops.taylor_expand(*inputs, 1, "leaky_relu", 0.2, backend="triton")
     grad_out = torch.randn_like(out)
     grads = torch.autograd.grad(out, inputs, grad_out, retain_graph=True)
     (expected,), expected_grads = reference_grads(
-        lambda *t: reference.taylor_expand(*t, 2, "leaky_relu", 0.2), inputs, [grad_out])
+        lambda *t: reference.taylor_expand(*t, 1, "leaky_relu", 0.2), inputs, [grad_out])
     assert_matches(out, expected, "out")
     for name, got, want in zip(("f", "y", "w1", "b1", "w2", "b2"), grads, expected_grads):
         assert_matches(got, want, f"grad_{name}")
@@ -137,6 +135,7 @@ def test_tile_seams_multi_tile_programs_and_determinism():
     assert all(torch.equal(a, b) for a, b in zip(grads, again)), "the backward is not deterministic"
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, in the interpreter
 def test_relu_keeps_torch_semantics_for_nan_and_minus_inf():
     f, y, w1, b1, w2, b2 = (t.detach() for t in problem((1, 3, 5, 7), None, False))
     w1 = w1.abs()  # a -inf input then gives a -inf pre-activation (relu: 0), never inf - inf
@@ -159,10 +158,11 @@ def test_outputs_follow_the_inputs_memory_format():
 
 
 def test_torch_compile_traces_the_op_without_graph_breaks():
-    # fullgraph=True fails on any graph break. aot_eager runs dynamo and AOTAutograd (the forward
-    # and the registered backward are traced through the triton_op's kernels) but executes the
-    # captured kernels as they are, which the interpreter can run; inductor's code generation for
-    # them needs a GPU (exercised by the cuda test below).
+    # fullgraph=True fails on any graph break. Under the interpreter the ops are opaque custom ops
+    # (see taylor_fast/triton/_registration.py), so this checks that dynamo and AOTAutograd capture
+    # the public op with its fake kernels and registered backward; aot_eager then runs the captured
+    # graph eagerly, which the interpreter can. That the triton_op decomposes into its kernels is
+    # test_compiled_mode_availability_and_graph_capture's; inductor compiling them needs a GPU.
     inputs = problem((1, 3, 5, 7), 2, True)
 
     def loss(*t):
@@ -189,55 +189,115 @@ def _call(**changes):
     (dict(device=torch.device("meta")), "the tensors are on meta"),
 ])
 def test_cannot_serve_names_the_reason(changes, reason):
-    backend = TritonBackend()
-    assert backend.cannot_serve(_call()) is None
-    assert reason in backend.cannot_serve(_call(**changes))
+    assert reason in TritonBackend().cannot_serve(_call(**changes))
+
+
+def test_serves_fp32_bf16_fp16():
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        assert backend.cannot_serve(_call(dtype=dtype)) is None or not INTERPRETED
+        assert TritonBackend().cannot_serve(_call(dtype=dtype, channels=4, hidden=64)) is None
 
 
-def test_without_gpu_or_interpreter_the_backend_says_how_to_enable_it():
+COMPILED_MODE = """
+import json, torch, triton
+import taylor_fast
+available, reason = taylor_fast.backends()["triton"]
+if not torch.cuda.is_available():
+    # torch's analysis of what a kernel mutates generates its TTIR: that needs a target, not a device
+    from triton.backends.compiler import GPUTarget
+
+    class TargetOnly:
+        def get_current_target(self):
+            return GPUTarget("cuda", 90, 32)
+
+    triton.runtime.driver.set_active(TargetOnly())
+from taylor_fast.triton import _registration
+from torch._functorch.aot_autograd import aot_export_joint_simple
+from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+def loss(f, y, w1, b1, w2, b2):
+    return (torch.ops.taylor_fast.triton_expand_forward(f, y, w1, b1, w2, b2, 2, 0.1)[0].square().sum(),)
+
+device = "cuda" if torch.cuda.is_available() else "cpu"
+with FakeTensorMode():
+    shapes = [(1, 3, 5, 7), (1, 3, 5, 7), (2, 8, 6, 3, 3), (2, 8), (2, 3, 8, 3, 3), (2, 3)]
+    inputs = [torch.empty(s, device=device).requires_grad_() for s in shapes]
+graph = aot_export_joint_simple(loss, inputs, trace_joint=True).graph
+launched = [kernel_side_table.get_kernel(n.kwargs["kernel_idx"]).fn.__name__ for n in graph.nodes
+            if n.target is torch.ops.higher_order.triton_kernel_wrapper_functional]
+opaque = [str(n.target) for n in graph.nodes if "taylor_fast" in str(n.target)]
+print(json.dumps({"available": available, "reason": reason, "traceable": _registration.TRACEABLE,
+                  "launched": launched, "opaque": opaque}))
+"""
+
+
+def test_compiled_mode_availability_and_graph_capture():
+    # Without the interpreter, Triton compiles the kernels. On this CPU-only machine the backend
+    # must then say it is unavailable and how to enable it; and, since Triton's front end needs
+    # only a target, the ops must still trace (forward and registered backward, AOTAutograd) into
+    # graph nodes that launch the Triton kernels themselves, the form inductor compiles on a GPU.
     env = {**os.environ, "TRITON_INTERPRET": "0"}
-    code = "import taylor_fast; ok, why = taylor_fast.backends()['triton']; print(ok, why)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    if torch.cuda.is_available():
-        assert proc.stdout.startswith("True")
-    else:
-        assert proc.stdout.startswith("False") and "TRITON_INTERPRET=1" in proc.stdout
+    proc = subprocess.run([sys.executable, "-c", COMPILED_MODE], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["available"] == torch.cuda.is_available(), result["reason"]
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU" in result["reason"] and "TRITON_INTERPRET=1" in result["reason"]
+    assert result["traceable"]
+    assert result["launched"] == ["_step_forward_kernel"] * 2 + ["_step_backward_kernel"] * 2
+    assert result["opaque"] == [], "the triton_op was not decomposed into its kernels"
 
 
-# ---- GPU only: real sizes, low precision, inductor ------------------------------------------
+# ---- low precision: error against fp64, relative to the eager reference's in the same dtype ----
 
 
-def _error(out, grads, ref_out, ref_grads):
-    return [(a.double() - b).abs().max().item() for a, b in zip((out, *grads), (ref_out, *ref_grads))]
+def relative_rms(got, exact):
+    return ((got.double() - exact).square().mean().sqrt() / exact.square().mean().sqrt()).item()
 
 
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("per_order", [False, True], ids=["shared", "per_order"])
-@pytest.mark.parametrize("shape", [(4, 3, 100, 100), (1, 3, 256, 384)], ids=lambda s: "x".join(map(str, s)))
-def test_real_sizes_within_twice_the_eager_reference_error(shape, per_order, dtype):
-    torch.backends.cudnn.allow_tf32 = True  # both sides at torch's default fp32 precision
+def assert_within_eager_error(shape, hidden, per_order, dtype, factor, floor=0.0):
+    """The Triton backend's error against the fp64 reference (output and every gradient, RMS
+    relative to the reference's RMS) is at most `factor` times the eager reference's in `dtype`."""
     order = 3
     n, c, h, w = shape
     f, y = make_images(n, c, h, w, dtype=torch.float64)
-    weights = make_weights(c, 32, orders=order if per_order else None, dtype=torch.float64, scale=0.1)
-    exact = [t.cuda().requires_grad_() for t in (f, y, *weights)]
+    weights = make_weights(c, hidden, orders=order if per_order else None, dtype=torch.float64, scale=0.2)
+    exact = [t.to(DEVICE).requires_grad_() for t in (f, y, *weights)]
     low = [t.detach().to(dtype).requires_grad_() for t in exact]
-    grad_out = torch.randn(shape, device="cuda", dtype=torch.float64)
+    grad_out = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).to(DEVICE)
 
-    def run(fn, inputs):
-        out = fn(*inputs, order, "relu")
-        return out, torch.autograd.grad(out, inputs, grad_out.to(out.dtype))
+    def run(expand, inputs):
+        out = expand(*inputs, order, "relu")
+        return [out, *torch.autograd.grad(out, inputs, grad_out.to(out.dtype))]
 
-    ref = run(reference.taylor_expand, exact)
-    eager = _error(*run(reference.taylor_expand, low), *ref)
-    triton = _error(*run(lambda *a: ops.taylor_expand(*a, backend="triton"), low), *ref)
-    scales = [t.abs().max().item() for t in (ref[0], *ref[1])]
-    for name, got, bound, scale in zip(("out", "f", "y", "w1", "b1", "w2", "b2"), triton, eager, scales):
-        assert got <= 2 * bound + 1e-6 * scale, f"{name}: triton error {got:.3g}, eager {dtype} error {bound:.3g}"
+    reference_run = run(reference.taylor_expand, exact)
+    eager = run(reference.taylor_expand, low)
+    triton = run(lambda *a: ops.taylor_expand(*a, backend="triton"), low)
+    for name, got, bound, want in zip(("out", "f", "y", "w1", "b1", "w2", "b2"), triton, eager, reference_run):
+        got_error, eager_error = relative_rms(got, want), relative_rms(bound, want)
+        assert got_error <= max(factor * eager_error, floor), (
+            f"{name}: triton {dtype} error {got_error:.3g}, eager {dtype} error {eager_error:.3g}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_within_twice_the_eager_error(dtype):
+    # Triton 3.8's interpreter converts fp32 to bf16 by truncation where a GPU rounds to nearest,
+    # which alone doubles the bf16 error of our fp32-accumulated values; hence 4x there.
+    factor = 4.0 if dtype == torch.bfloat16 and INTERPRETED else 2.0
+    assert_within_eager_error((1, 3, 6, 9), 8, False, dtype, factor)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
+@pytest.mark.parametrize("per_order", [False, True], ids=["shared", "per_order"])
+@pytest.mark.parametrize("shape", [(4, 3, 100, 100), (1, 3, 256, 384)], ids=lambda s: "x".join(map(str, s)))
+def test_real_sizes_within_twice_the_eager_error(shape, per_order, precision):
+    dtype = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    # tf32: both sides on TF32 tensor cores (torch's default for fp32 convolutions); the floor
+    # (4 TF32 units of roundoff) covers cuDNN choosing a full-fp32 algorithm for the reference.
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    assert_within_eager_error(shape, 32, per_order, dtype, 2.0, floor=2e-3 if precision == "tf32" else 0.0)
 
 
 @pytest.mark.cuda

@@ -158,9 +158,18 @@ def activate_grad(x, slope):
     return tl.where(x > 0, 1.0, slope)
 
 
+# Triton 3.8's interpreter multiplies bfloat16 dot operands as their raw 16-bit patterns (it
+# stores bf16 as uint16 and passes those to numpy.matmul); bf16 values are exact in fp32, so the
+# interpreter gets the product that the GPU's bf16 tensor cores accumulate in fp32.
+_UPCAST_BF16_DOT = tl.constexpr(INTERPRETED)
+
+
 @triton.jit
 def mm(a, b, IEEE: tl.constexpr):
     """a @ b with fp32 accumulation; fp32 operands use exact fp32 products when IEEE."""
+    if _UPCAST_BF16_DOT and a.dtype == tl.bfloat16:
+        a = a.to(tl.float32)
+        b = b.to(tl.float32)
     if IEEE:
         out = tl.dot(a, b, input_precision="ieee")
     else:
