@@ -30,7 +30,9 @@ else:  # an opaque custom op launches its kernels directly
 
 
 # The same four schemas as csrc/bindings.cpp, under triton_-prefixed names, so the shared autograd
-# wiring (taylor_fast/_autograd.py) serves the Triton ops unchanged.
+# wiring (taylor_fast/_autograd.py) serves the Triton ops unchanged. The op functions carry the
+# matching type annotations too: some torch versions (2.7) ignore triton_op's schema= and infer
+# it from them (identical but for int -> SymInt).
 SCHEMAS = {
     "step_forward": "(Tensor g, Tensor y, Tensor acc, Tensor w1, Tensor b1, Tensor w2, Tensor b2, int k, "
     "float negative_slope) -> (Tensor, Tensor)",

@@ -31,7 +31,8 @@ class TritonBackend:
     def availability(self) -> tuple[bool, str]:
         version = f"Triton {triton.__version__}"
         if self.interpreted:
-            return True, f"{version} interpreter (TRITON_INTERPRET=1): runs the kernels on CPU tensors, slowly (for tests)"
+            return True, (f"{version} interpreter (TRITON_INTERPRET=1): runs the kernels on CPU tensors, slowly "
+                          "(for tests)")
         if not torch.cuda.is_available():
             return False, (f"{version} is installed but torch sees no CUDA GPU (set TRITON_INTERPRET=1 before "
                            "importing taylor_fast to run the kernels on CPU tensors through Triton's interpreter)")
@@ -50,8 +51,9 @@ class TritonBackend:
         if call.channels > MAX_CHANNELS or call.hidden > MAX_HIDDEN:
             return (f"C={call.channels}, hidden={call.hidden}: the Triton kernels implement C <= {MAX_CHANNELS} "
                     f"and hidden <= {MAX_HIDDEN}")
-        if call.dtype == torch.bfloat16 and not self.interpreted and torch.cuda.get_device_capability(call.device) < (8, 0):
-            return "bfloat16 tensor-core products need sm_80 or newer"
+        if call.dtype == torch.bfloat16 and not self.interpreted:
+            if torch.cuda.get_device_capability(call.device) < (8, 0):
+                return "bfloat16 tensor-core products need sm_80 or newer"
         return None
 
     def expand(self, call, f, y, w1, b1, w2, b2, order):

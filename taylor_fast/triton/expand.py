@@ -10,6 +10,7 @@ J_k^T a + k a + dO/k! in one pass and accumulates grad_y; a_k and grad_y are car
 whatever the input dtype, so low-precision inputs do not round them once per order.
 """
 import torch
+from torch import Tensor
 
 from .. import _autograd
 from ..reference import order_weights
@@ -19,7 +20,8 @@ from .step import launch_backward, launch_forward
 
 
 @define("expand_forward")
-def expand_forward(f, y, w1, b1, w2, b2, order, negative_slope):
+def expand_forward(f: Tensor, y: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, order: int,
+                   negative_slope: float) -> tuple[Tensor, Tensor]:
     f_c, y_c = f.contiguous(), y.contiguous()
     gs = f_c.new_empty((order, *f_c.shape))
     # acc ping-pongs between two buffers: a kernel must not update its own input in place (the
@@ -34,7 +36,9 @@ def expand_forward(f, y, w1, b1, w2, b2, order, negative_slope):
 
 
 @define("expand_backward")
-def expand_backward(grad_out, f, y, gs, w1, b1, w2, b2, order, negative_slope):
+def expand_backward(grad_out: Tensor, f: Tensor, y: Tensor, gs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor,
+                    b2: Tensor, order: int, negative_slope: float
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     weights = (w1, b1, w2, b2)
     if order == 0:  # out = f
         return (like(grad_out.clone(), f), torch.zeros_like(y), *(torch.zeros_like(w) for w in weights))

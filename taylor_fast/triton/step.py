@@ -18,6 +18,7 @@ registers; the host adds the per-program partials in a fixed order, so results a
 import torch
 import triton
 import triton.language as tl
+from torch import Tensor
 
 from .. import _autograd
 from . import _tiling as T
@@ -172,7 +173,8 @@ def launch_backward(dg, g, y, weights, k, slope, grad_g, grad_y, extra=None, ext
 
 
 @define("step_forward")
-def step_forward(g, y, acc, w1, b1, w2, b2, k, negative_slope):
+def step_forward(g: Tensor, y: Tensor, acc: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, k: int,
+                 negative_slope: float) -> tuple[Tensor, Tensor]:
     g_c, y_c, acc_c = (t.contiguous() for t in (g, y, acc))
     g_next, acc_next = torch.empty_like(g_c), torch.empty_like(acc_c)
     launch_forward(g_c, y_c, acc_c, (w1, b1, w2, b2), g_next, acc_next, k, negative_slope)
@@ -180,7 +182,8 @@ def step_forward(g, y, acc, w1, b1, w2, b2, k, negative_slope):
 
 
 @define("step_backward")
-def step_backward(grad_g_next, g, y, w1, b1, w2, b2, k, negative_slope):
+def step_backward(grad_g_next: Tensor, g: Tensor, y: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
+                  k: int, negative_slope: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     dg, g_c, y_c = (t.contiguous() for t in (grad_g_next, g, y))
     grad_g, grad_y = torch.empty_like(g_c), torch.empty_like(y_c)
     weights = (w1, b1, w2, b2)
