@@ -35,10 +35,12 @@ def test_backend_is_available_here():
 
 
 @pytest.fixture(autouse=True)
-def exact_fp32():
-    """fp32 products stay fp32 on a GPU too (the kernels follow cudnn.allow_tf32, as eager does)."""
+def exact_fp32_and_seed():
+    """fp32 products stay fp32 on a GPU too (the kernels follow cudnn.allow_tf32, as eager does);
+    the random upstream gradients are the same on every run."""
     saved = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
     yield
     torch.backends.cudnn.allow_tf32 = saved
 
@@ -60,14 +62,15 @@ def reference_grads(fn, inputs, grad_out):
     return outs, [torch.zeros_like(t) if g is None else g for t, g in zip(inputs64, grads)]
 
 
-def assert_matches(got, expected, what, rtol=2e-6):
-    """Max error relative to the largest reference value: fp32 with sums of a few hundred terms."""
+def assert_matches(got, expected, what, tol=2e-5):
+    """Max error relative to the largest reference value (at least 1): fp32 results of sums of a
+    few hundred products, against fp64; the errors seen are around 5e-7."""
     assert got.shape == expected.shape, f"{what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
     if expected.numel() == 0:
         return
     scale = max(1.0, expected.abs().max().item())
     error = (got.double() - expected).abs().max().item()
-    assert error <= rtol * 10 * scale, f"{what}: max error {error:.3g} (reference magnitude {scale:.3g})"
+    assert error <= tol * scale, f"{what}: max error {error:.3g} (reference magnitude {scale:.3g})"
 
 
 def expand_cases():
