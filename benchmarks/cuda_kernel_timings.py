@@ -1,7 +1,8 @@
 """Times the fused CUDA expansion against the eager reference, side by side in one process, on
 the cases of issue 7 (order 3, hidden 32; N=4 at 3x512x512 and N=1 at 3x1080x1920; bf16 and
 fp32): forward and forward+backward time, peak memory of forward+backward, achieved TFLOP/s and
-the minimum-traffic GB/s. Needs a GPU; benchmarks/gpu_check.sh runs it.
+the minimum-traffic GB/s. bf16 rows also time the SIMT forward (TAYLOR_FAST_CUDA_TENSOR_CORES=0)
+beside the default tensor-core one. Needs a GPU; benchmarks/gpu_check.sh runs it.
 
     python benchmarks/cuda_kernel_timings.py --json OUT.json [--quick] [--compile]
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 
@@ -55,6 +57,21 @@ def make_case(n, h, w, dtype):
     return f, y, weights
 
 
+def simt(fused):
+    """fused, run with the tensor-core forward switched off (csrc/cuda/taylor_step_cuda.cpp)."""
+    def run(*args):
+        previous = os.environ.get("TAYLOR_FAST_CUDA_TENSOR_CORES")
+        os.environ["TAYLOR_FAST_CUDA_TENSOR_CORES"] = "0"
+        try:
+            return fused(*args)
+        finally:
+            if previous is None:
+                del os.environ["TAYLOR_FAST_CUDA_TENSOR_CORES"]
+            else:
+                os.environ["TAYLOR_FAST_CUDA_TENSOR_CORES"] = previous
+    return run
+
+
 def forward_backward(expand, f, y, weights, grad):
     leaves = [t.detach().requires_grad_() for t in (f, y, *weights)]
     expand(*leaves).backward(grad)
@@ -67,6 +84,8 @@ def measure(n, h, w, dtype_name, iters, with_compile):
     fused = lambda *a: ops.taylor_expand(*a, ORDER, backend="cuda")  # noqa: E731
     eager = lambda *a: reference.taylor_expand(*a, ORDER)  # noqa: E731
     candidates = {"cuda": fused, "reference": eager}
+    if dtype != torch.float32:  # the SIMT kernel too, for comparison with the tensor-core one
+        candidates["cuda_simt"] = simt(fused)
     if with_compile:
         candidates["reference_compiled"] = torch.compile(eager)
     flops = n * h * w * ORDER * FLOPS_PER_PIXEL_ORDER
@@ -116,7 +135,8 @@ def main(argv=None) -> int:
                   f"x{row['speedup_forward_vs_eager']:.2f})  fwd+bwd {cu['forward_backward_ms']:7.3f} ms "
                   f"(eager {ref['forward_backward_ms']:7.3f}, x{row['speedup_forward_backward_vs_eager']:.2f})  "
                   f"peak {cu['peak_forward_backward_mib']:.0f}/{ref['peak_forward_backward_mib']:.0f} MiB  "
-                  f"{cu['forward_tflops']:.1f} TFLOP/s  {cu['forward_min_traffic_gbs']:.0f} GB/s", flush=True)
+                  f"{cu['forward_tflops']:.1f} TFLOP/s  {cu['forward_min_traffic_gbs']:.0f} GB/s"
+                  + (f"  (SIMT fwd {row['cuda_simt']['forward_ms']:.3f} ms)" if "cuda_simt" in row else ""), flush=True)
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
               "cases": rows}
     with open(args.json, "w") as fh:

@@ -16,7 +16,7 @@ import sys
 ENTRY = re.compile(r"Compiling entry function '(?P<name>[^']+)' for '(?P<arch>sm_\w+)'")
 FRAME = re.compile(r"(?P<stack>\d+) bytes stack frame, (?P<stores>\d+) bytes spill stores, (?P<loads>\d+) bytes spill loads")
 USED = re.compile(r"Used (?P<regs>\d+) registers")
-KERNEL = re.compile(r"(step_forward_kernel|step_backward_kernel|reduce_weight_grads_kernel|probe_kernel)")
+KERNEL = re.compile(r"(step_forward_mma_kernel|step_forward_kernel|step_backward_kernel|reduce_weight_grads_kernel|probe_kernel)")
 TYPE = re.compile(r"kernelI(\w+?)EEv")
 TYPES = {"f": "float32", "d": "float64", "6__half": "float16", "13__nv_bfloat16": "bfloat16"}
 

@@ -1,10 +1,11 @@
-"""The CUDA kernels' code run on the CPU: the block bodies of csrc/cuda/step_kernels.cuh and the
-launch plans of csrc/cuda/step_plan.cpp, executed thread by thread by tests/cuda_emulator (built
-with AddressSanitizer/UBSan), against the reference. This checks indexing, tiling at image
-edges, hidden-channel chunking, strides, barriers (results must not depend on the order the
-threads of a block run in) and the backward's adjoint recursion and weight-gradient reduction
-without a GPU. What it cannot check (the CUDA intrinsics, launch configuration, streams, graphs,
-fp16) is in test_cuda_kernels.py, which needs a GPU."""
+"""The CUDA kernels' code run on the CPU: the block bodies of csrc/cuda/step_kernels.cuh and
+step_kernels_mma.cuh and the launch plans of csrc/cuda/step_plan.cpp, executed thread by thread
+by tests/cuda_emulator (built with AddressSanitizer/UBSan), against the reference. This checks
+indexing, tiling at image edges, hidden-channel chunking, strides, barriers (results must not
+depend on the order the threads of a block run in), the tensor-core fragment mapping (against
+the PTX ISA's layout, restated in the emulator) and the backward's adjoint recursion and
+weight-gradient reduction without a GPU. What it cannot check (the CUDA intrinsics themselves,
+launch configuration, streams, graphs, fp16) is in test_cuda_kernels.py, which needs a GPU."""
 import pytest
 import torch
 
@@ -119,3 +120,40 @@ def test_bfloat16_is_within_twice_the_eager_bfloat16_error():
     exact_grads = reference_grads(*as64((f, y)), as64(weights), order, slope, d_out.double())
     eager_grads = reference_grads(f, y, weights, order, slope, d_out)
     assert_within_low_precision_bound(got, eager_grads, exact_grads, "f y w1 b1 w2 b2")
+
+
+@pytest.mark.parametrize("c,h,w,hidden,order", [(3, 13, 29, 40, 2), (1, 14, 30, 8, 1), (4, 9, 20, 8, 1)])
+def test_tensor_core_forward_within_twice_the_eager_bfloat16_error(c, h, w, hidden, order):
+    """The mma.sync kernel, with every instruction executed from the PTX ISA's fragment layout
+    (one tile: emulating tensor cores lane by lane is slow). Hidden 40 takes two chunks, one
+    padded; C = 1, 3, 4 give K = 18, 54, 72 padded to 32, 64, 80."""
+    f, y = images(1, c, h, w, torch.bfloat16)
+    weights = make_weights(channels=c, hidden=hidden, dtype=torch.bfloat16)
+    runs = [harness.run("expand_forward", images={"f": f, "y": y}, weights=weights, order=order, slope=0.2,
+                        tensor_cores=True, schedule=schedule, seed=3) for schedule in ("forward", "shuffle")]
+    assert torch.equal(runs[0]["out"], runs[1]["out"]) and torch.equal(runs[0]["gs"], runs[1]["gs"])
+    exact = reference_terms(*as64((f, y)), as64(weights), order, 0.2)
+    eager = reference_terms(f, y, weights, order, 0.2)
+    assert_within_low_precision_bound([runs[0]["out"], runs[0]["gs"]], eager, exact, "out gs")
+
+
+def test_zero_hidden_channels_make_g_the_bias():
+    """hidden = 0 runs no hidden chunk at all: G is b2. The reference needs hidden >= 1, and
+    with w2 = 0 it computes the same G."""
+    f, y = images(1, 3, 9, 20, torch.float64)
+    w1, b1, w2, b2 = make_weights(channels=3, hidden=1)
+    w2.zero_()
+    empty = [w1[:0], b1[:0], w2[:, :0], b2]
+    fwd = harness.run("expand_forward", images={"f": f, "y": y}, weights=empty, order=3)
+    assert_fp64_close([fwd["out"], fwd["gs"]], reference_terms(f, y, [w1, b1, w2, b2], 3, 0.0))
+    bf = [t.to(torch.bfloat16) for t in (f, y)]
+    tc = harness.run("expand_forward", images={"f": bf[0], "y": bf[1]}, weights=[t.to(torch.bfloat16) for t in empty],
+                     order=2, tensor_cores=True)
+    simt = harness.run("expand_forward", images={"f": bf[0], "y": bf[1]}, weights=[t.to(torch.bfloat16) for t in empty],
+                       order=2)
+    assert torch.equal(tc["out"], simt["out"]) and torch.equal(tc["gs"], simt["gs"])
+    d_out = grad_like(f)
+    bwd = harness.run("expand_backward", images={"grad_out": d_out, "f": f, "y": y}, raw={"gs": fwd["gs"]},
+                      weights=empty, order=3, blocks=2)
+    expected = reference_grads(f, y, [w1, b1, w2, b2], 3, 0.0, d_out)
+    assert_fp64_close([bwd["grad_f"], bwd["grad_y"], bwd["wgrad"][3]], [expected[0], expected[1], expected[5]])

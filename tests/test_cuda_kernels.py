@@ -109,10 +109,13 @@ def test_fp32_is_tight_against_fp64():
     assert_fp64_close(grads, reference_grads(*as64((f, y)), as64(w), 3, 0.0, d_out.double()), rel=2e-5)
 
 
+@pytest.mark.parametrize("tensor_cores", ["1", "0"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("per_order", [False, True])
-def test_low_precision_within_twice_the_eager_error(dtype, per_order):
-    f, y, w = inputs(n=2, h=33, w=65, hidden=32, dtype=dtype, per_order=per_order)
+def test_low_precision_within_twice_the_eager_error(dtype, per_order, tensor_cores, monkeypatch):
+    """Both forward kernels of bf16/fp16: mma.sync (the default) and SIMT."""
+    monkeypatch.setenv("TAYLOR_FAST_CUDA_TENSOR_CORES", tensor_cores)
+    f, y, w = inputs(n=2, h=33, w=65, hidden=40, dtype=dtype, per_order=per_order)
     d_out = random_like(f)
     out, grads = fused_with_grads(f, y, w, 3, 0.2, d_out)
     exact_out = reference_terms(*as64((f, y)), as64(w), 3, 0.2)[0]
@@ -152,10 +155,22 @@ def test_backward_is_bitwise_deterministic_when_requested():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
-def test_forward_is_bitwise_deterministic():
-    f, y, w = inputs(n=2, h=70, w=130, hidden=32, dtype=torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_forward_is_bitwise_deterministic(dtype):
+    f, y, w = inputs(n=2, h=70, w=130, hidden=32, dtype=dtype)
     first = ops.taylor_expand(f, y, *w, 3, backend="cuda")
     assert all(torch.equal(first, ops.taylor_expand(f, y, *w, 3, backend="cuda")) for _ in range(3))
+
+
+def test_tensor_core_and_simt_forwards_agree(monkeypatch):
+    """Same tiles, same math, different instructions: they differ by bf16 rounding of h only."""
+    f, y, w = inputs(n=1, h=64, w=96, hidden=32, dtype=torch.bfloat16, order=2, per_order=True)
+    outs = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("TAYLOR_FAST_CUDA_TENSOR_CORES", flag)
+        outs[flag] = ops.taylor_expand(f, y, *w, 2, backend="cuda").float()
+    scale = outs["0"].abs().max().item()
+    assert (outs["1"] - outs["0"]).abs().max().item() <= 0.05 * scale
 
 
 def test_raw_ops_at_order_zero_and_empty_batch():

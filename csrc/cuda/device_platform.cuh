@@ -49,6 +49,34 @@ TF_DEVICE float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
 TF_DEVICE void store(__half* dst, float v) { *dst = __float2half_rn(v); }
 TF_DEVICE void store(__nv_bfloat16* dst, float v) { *dst = __float2bfloat16_rn(v); }
 
+// ---------------------------------------------------------------- tensor-core path (bf16, fp16)
+// 16-bit values travel as raw bits through shared memory, two to a 32-bit word, lower index in
+// the low half (the register layout of mma.sync operands).
+TF_DEVICE uint16_t raw_bits(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
+TF_DEVICE uint16_t raw_bits(__half v) { return __half_as_ushort(v); }
+TF_DEVICE uint16_t bits_from_float(float v, const __nv_bfloat16*) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+TF_DEVICE uint16_t bits_from_float(float v, const __half*) { return __half_as_ushort(__float2half_rn(v)); }
+TF_DEVICE float float_from_bits(uint16_t b, const __nv_bfloat16*) { return __bfloat162float(__ushort_as_bfloat16(b)); }
+TF_DEVICE float float_from_bits(uint16_t b, const __half*) { return __half2float(__ushort_as_half(b)); }
+TF_DEVICE uint32_t load_pair(const uint16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+TF_DEVICE void store_pair(uint16_t* p, uint32_t v) { *reinterpret_cast<uint32_t*>(p) = v; }
+
+// d = A B + d for one m16n8k16 tile with fp32 accumulation; operand fragments as the PTX ISA
+// lays them out ("Matrix Fragments for mma.m16n8k16"), restated in tests/cuda_emulator/platform.h.
+TF_DEVICE void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const __nv_bfloat16*) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+TF_DEVICE void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const __half*) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
 }  // namespace taylor_fast::cuda
 
 namespace taylor_fast::cuda {

@@ -57,19 +57,23 @@ TF_DEVICE int64_t offset(const ImageRef& im, int64_t n, int64_t c, int64_t row, 
   return n * im.sn + c * im.sc + row * im.sh + col * im.sw;
 }
 
-// dst[ch][E2] = scale * im[n, ch, ...] over the input region, zero outside the image
-template <class T, typename scalar_t, typename acc_t>
-TF_DEVICE void load_region(acc_t* dst, const ImageRef& im, int channels, const Geometry& geo,
-                           const TileOrigin& o, acc_t scale) {
+// dst[ch][E2] = convert(im[n, ch, ...]) over the input region, zero outside the image
+template <class T, typename scalar_t, typename dst_t, class Convert>
+TF_DEVICE void load_region_as(dst_t* dst, const ImageRef& im, int channels, const Geometry& geo, const TileOrigin& o,
+                              Convert convert) {
   const scalar_t* src = static_cast<const scalar_t*>(im.data);
   for (int idx = threadIdx.x; idx < channels * T::E2; idx += kThreads) {
     const int ch = idx / T::E2, rest = idx - ch * T::E2;
     const int r2 = rest / T::E2W, c2 = rest - r2 * T::E2W;
     const int64_t row = o.oy + r2 - 2, col = o.ox + c2 - 2;
-    acc_t v = acc_t(0);
-    if (inside(geo, row, col)) v = scale * to_acc(src[offset(im, o.n, ch, row, col)]);
-    dst[idx] = v;
+    dst[idx] = inside(geo, row, col) ? convert(src[offset(im, o.n, ch, row, col)]) : dst_t(0);
   }
+}
+
+template <class T, typename scalar_t, typename acc_t>
+TF_DEVICE void load_region(acc_t* dst, const ImageRef& im, int channels, const Geometry& geo, const TileOrigin& o,
+                           acc_t scale) {
+  load_region_as<T, scalar_t>(dst, im, channels, geo, o, [scale](scalar_t v) { return scale * to_acc(v); });
 }
 
 // ------------------------------------------------------------------ weights of one hidden chunk
@@ -137,70 +141,59 @@ TF_DEVICE int inner_position(int i) {
   return q < T::INNER ? q : -1;
 }
 
+// Phases A and G: acc[i][jj] += sum over planes and taps of w[plane][tap][jj] * src[plane] at
+// the thread's E1 positions, src being an E2 array read at +tap from the position's top-left
+// tap (SIGN = +1: conv1 of x with w1) or at -tap from its bottom-right tap (SIGN = -1: the
+// transposed conv2 of dG with w2, i.e. grad_h).
+template <class T, int SIGN, typename acc_t>
+TF_DEVICE void conv_to_hidden(acc_t (&acc)[T::A_ITEMS][T::HC], const acc_t* src, const acc_t* w, int planes) {
+  constexpr int corner = SIGN > 0 ? 0 : 2;
+  int base[T::A_ITEMS];
+#pragma unroll
+  for (int i = 0; i < T::A_ITEMS; ++i) {
+    const int p = e1_position<T>(i) < 0 ? 0 : e1_position<T>(i);
+    base[i] = (p / T::E1W + corner) * T::E2W + p % T::E1W + corner;
+  }
+  for (int plane = 0; plane < planes; ++plane) {
+    const acc_t* sp = src + plane * T::E2;
+    const acc_t* wp = w + plane * 9 * T::HC;
+#pragma unroll 1
+    for (int tap = 0; tap < 9; ++tap) {
+      acc_t wt[T::HC];
+      smem_load(wt, wp + tap * T::HC);
+      const int shift = SIGN * ((tap / 3) * T::E2W + tap % 3);
+#pragma unroll
+      for (int i = 0; i < T::A_ITEMS; ++i) {
+        const acc_t v = sp[base[i] + shift];
+#pragma unroll
+        for (int jj = 0; jj < T::HC; ++jj) acc[i][jj] += wt[jj] * v;
+      }
+    }
+  }
+}
+
 // Phase A: u[i][jj] = b1 + conv(x, w1) at the thread's E1 positions, for the chunk's channels.
 template <class T, typename acc_t>
 TF_DEVICE void pre_activation(acc_t (&u)[T::A_ITEMS][T::HC], const acc_t* x_s, const acc_t* w1a,
                               const acc_t* b1s, int C2) {
-  int base[T::A_ITEMS];  // E2 index of the top-left tap
-#pragma unroll
-  for (int i = 0; i < T::A_ITEMS; ++i) {
-    const int p = e1_position<T>(i) < 0 ? 0 : e1_position<T>(i);
-    base[i] = (p / T::E1W) * T::E2W + p % T::E1W;
-  }
   acc_t b[T::HC];
   smem_load(b, b1s);
 #pragma unroll
   for (int i = 0; i < T::A_ITEMS; ++i)
 #pragma unroll
     for (int jj = 0; jj < T::HC; ++jj) u[i][jj] = b[jj];
-  for (int ci = 0; ci < C2; ++ci) {
-    const acc_t* xc = x_s + ci * T::E2;
-    const acc_t* wc = w1a + ci * 9 * T::HC;
-#pragma unroll 1
-    for (int tap = 0; tap < 9; ++tap) {
-      acc_t w[T::HC];
-      smem_load(w, wc + tap * T::HC);
-      const int shift = (tap / 3) * T::E2W + tap % 3;
-#pragma unroll
-      for (int i = 0; i < T::A_ITEMS; ++i) {
-        const acc_t xv = xc[base[i] + shift];
-#pragma unroll
-        for (int jj = 0; jj < T::HC; ++jj) u[i][jj] += w[jj] * xv;
-      }
-    }
-  }
+  conv_to_hidden<T, +1>(u, x_s, w1a, C2);
 }
 
 // Backward phase G: gh[i][jj] = sum_{c,tap} w2[c, j, tap] dG[c, p - tap + 1] at the thread's
-// E1 positions (the transposed second convolution).
+// E1 positions.
 template <class T, typename acc_t>
 TF_DEVICE void hidden_grad(acc_t (&gh)[T::A_ITEMS][T::HC], const acc_t* d_s, const acc_t* w2g, int C) {
-  int base[T::A_ITEMS];  // E2 index of (r1 + 2, c1 + 2); tap (dy, dx) reads base - dy*E2W - dx
-#pragma unroll
-  for (int i = 0; i < T::A_ITEMS; ++i) {
-    const int p = e1_position<T>(i) < 0 ? 0 : e1_position<T>(i);
-    base[i] = (p / T::E1W + 2) * T::E2W + p % T::E1W + 2;
-  }
 #pragma unroll
   for (int i = 0; i < T::A_ITEMS; ++i)
 #pragma unroll
     for (int jj = 0; jj < T::HC; ++jj) gh[i][jj] = acc_t(0);
-  for (int c = 0; c < C; ++c) {
-    const acc_t* dc = d_s + c * T::E2;
-    const acc_t* wc = w2g + c * 9 * T::HC;
-#pragma unroll 1
-    for (int tap = 0; tap < 9; ++tap) {
-      acc_t w[T::HC];
-      smem_load(w, wc + tap * T::HC);
-      const int shift = (tap / 3) * T::E2W + tap % 3;
-#pragma unroll
-      for (int i = 0; i < T::A_ITEMS; ++i) {
-        const acc_t dv = dc[base[i] - shift];
-#pragma unroll
-        for (int jj = 0; jj < T::HC; ++jj) gh[i][jj] += w[jj] * dv;
-      }
-    }
-  }
+  conv_to_hidden<T, -1>(gh, d_s, w2g, C);
 }
 
 // Forward phase B: out[i][c] += sum_{jj,tap} w2[c, j, tap] h[jj, q + tap - 1] at the thread's pixels.
@@ -381,6 +374,18 @@ TF_DEVICE void weight_grads(const acc_t* x_s, const acc_t* d_s, const acc_t* h_s
 
 // ------------------------------------------------------------------ blocks
 
+// The forward epilogue at one output: g_out = G + k g, acc_out = acc_in + g_out / (k+1)!
+// (G without k g in v; g the input at that pixel)
+template <typename scalar_t, typename acc_t>
+TF_DEVICE void store_step_output(const StepForwardParams& p, const TileOrigin& o, int ch, int64_t row, int64_t col,
+                                 acc_t v, acc_t g) {
+  if (p.k != 0) v += static_cast<acc_t>(p.k) * g;
+  store(static_cast<scalar_t*>(p.g_out.data) + offset(p.g_out, o.n, ch, row, col), v);
+  const acc_t a = to_acc(static_cast<const scalar_t*>(p.acc_in.data)[offset(p.acc_in, o.n, ch, row, col)]);
+  store(static_cast<scalar_t*>(p.acc_out.data) + offset(p.acc_out, o.n, ch, row, col),
+        a + static_cast<acc_t>(p.acc_coef) * v);
+}
+
 template <typename scalar_t>
 TF_DEVICE void step_forward_block(const StepForwardParams& p) {
   using acc_t = typename AccType<scalar_t>::type;
@@ -421,13 +426,9 @@ TF_DEVICE void step_forward_block(const StepForwardParams& p) {
     __syncthreads();
     accumulate_output<T>(out, h_s, w2b, C);
   }
+  __syncthreads();  // x_s is complete even when no hidden chunk ran (hidden == 0)
 
-  // epilogue: g_out = G + k g, acc_out = acc_in + g_out / (k+1)!
-  const scalar_t* acc_in = static_cast<const scalar_t*>(p.acc_in.data);
-  scalar_t* g_out = static_cast<scalar_t*>(p.g_out.data);
-  scalar_t* acc_out = static_cast<scalar_t*>(p.acc_out.data);
   const acc_t* b2 = static_cast<const acc_t*>(p.w.b2);
-  const acc_t k = static_cast<acc_t>(p.k), coef = static_cast<acc_t>(p.acc_coef);
 #pragma unroll
   for (int i = 0; i < T::B_ITEMS; ++i) {
     const int q = inner_position<T>(i);
@@ -436,14 +437,10 @@ TF_DEVICE void step_forward_block(const StepForwardParams& p) {
     const int64_t row = o.oy + r, col = o.ox + c;
     if (!inside(p.geo, row, col)) continue;
 #pragma unroll
-    for (int ch = 0; ch < kMaxChannels; ++ch) {
-      if (ch >= C) continue;
-      acc_t v = out[i][ch] + b2[ch];
-      if (p.k != 0) v += k * x_s[ch * T::E2 + (r + 2) * T::E2W + c + 2];
-      store(g_out + offset(p.g_out, o.n, ch, row, col), v);
-      const acc_t a = to_acc(acc_in[offset(p.acc_in, o.n, ch, row, col)]);
-      store(acc_out + offset(p.acc_out, o.n, ch, row, col), a + coef * v);
-    }
+    for (int ch = 0; ch < kMaxChannels; ++ch)
+      if (ch < C)
+        store_step_output<scalar_t>(p, o, ch, row, col, out[i][ch] + b2[ch],
+                                    x_s[ch * T::E2 + (r + 2) * T::E2W + c + 2]);
   }
 }
 

@@ -92,6 +92,45 @@ TF_HOST_DEVICE SmemLayout smem_layout(int C, bool backward) {
   return s;
 }
 
+// The tensor-core forward (bf16/fp16, step_kernels_mma.cuh) uses the fp32 tiles and keeps its
+// operands as 16-bit values; byte offsets, each array on a 16-byte boundary.
+constexpr int kMmaHidden = 32;                    // hidden channels per chunk: 4 n8 tiles
+constexpr int kMmaHiddenStride = kMmaHidden + 8;  // h row, padded: fragment loads hit 32 banks
+constexpr int kMmaMaxKSteps = (2 * kMaxChannels * 9 + 15) / 16;
+constexpr int kMmaMinBlocks = 3;
+
+struct MmaSmemLayout {
+  int k1_steps = 0;   // conv1's K = 2C*9 in steps of 16
+  int w1_stride = 0;  // elements per row of w1 (K padded, plus 8 to spread the banks)
+  int x = 0;          // [2C][E2]          g then y over the input region
+  int h = 0;          // [E1][kMmaHiddenStride]  hidden activation of the chunk
+  int w1 = 0;         // [kMmaHidden][w1_stride] conv1 weights by (hidden, K)
+  int w2 = 0;         // [9][8][kMmaHiddenStride] conv2 weights by (tap, channel padded to 8, hidden)
+  int b1 = 0;         // [kMmaHidden] floats
+  int total = 0;
+};
+
+TF_HOST_DEVICE int take_bytes(int& cursor, int bytes) {
+  const int at = cursor;
+  cursor += (bytes + 15) / 16 * 16;
+  return at;
+}
+
+TF_HOST_DEVICE MmaSmemLayout mma_smem_layout(int C) {
+  using T = Tile<float>;
+  MmaSmemLayout s;
+  s.k1_steps = (2 * C * 9 + 15) / 16;
+  s.w1_stride = s.k1_steps * 16 + 8;
+  int cur = 0;
+  s.x = take_bytes(cur, 2 * C * T::E2 * 2);
+  s.h = take_bytes(cur, T::E1 * kMmaHiddenStride * 2);
+  s.w1 = take_bytes(cur, kMmaHidden * s.w1_stride * 2);
+  s.w2 = take_bytes(cur, 9 * 8 * kMmaHiddenStride * 2);
+  s.b1 = take_bytes(cur, kMmaHidden * 4);
+  s.total = cur;
+  return s;
+}
+
 // Weight gradients of one weight set, flattened: [w1 (hidden,2C,3,3) | b1 | w2 (C,hidden,3,3) | b2]
 struct WeightGradLayout {
   int64_t w1 = 0, b1 = 0, w2 = 0, b2 = 0, total = 0;
@@ -132,6 +171,7 @@ struct StepForwardParams {
   ImageRef g, y, acc_in, g_out, acc_out;
   WeightsRef w;
   double k = 0, acc_coef = 0, slope = 0;
+  bool tensor_cores = false;  // bf16/fp16: the mma.sync kernel instead of the SIMT one
 };
 
 // With dG = dg_scale * dg (the gradient reaching g_next):

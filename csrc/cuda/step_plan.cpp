@@ -56,7 +56,7 @@ WeightsRef weight_set(const WeightsRef& all, const Geometry& geo, int64_t set, S
 
 StepForwardParams plan_step_forward(const Geometry& geo, const ImageRef& g, const ImageRef& y,
                                     const ImageRef& acc_in, const ImageRef& g_out, const ImageRef& acc_out,
-                                    const WeightsRef& w, int64_t k, double slope) {
+                                    const WeightsRef& w, int64_t k, double slope, bool tensor_cores) {
   StepForwardParams p;
   p.geo = geo;
   p.g = g;
@@ -68,19 +68,20 @@ StepForwardParams plan_step_forward(const Geometry& geo, const ImageRef& g, cons
   p.k = static_cast<double>(k);
   p.acc_coef = inverse_factorial(k + 1);
   p.slope = slope;
+  p.tensor_cores = tensor_cores;
   return p;
 }
 
 std::vector<StepForwardParams> plan_expand_forward(const Geometry& geo, ScalarKind kind, int64_t order,
                                                    bool per_order, const ImageRef& f, const ImageRef& y,
                                                    const ImageRef& out, void* gs, const WeightsRef& w,
-                                                   double slope) {
+                                                   double slope, bool tensor_cores) {
   std::vector<StepForwardParams> steps;
   for (int64_t k = 0; k < order; ++k) {
     const ImageRef g = k == 0 ? f : stacked_image(gs, geo, k - 1, kind);
     const ImageRef acc_in = k == 0 ? f : out;
     steps.push_back(plan_step_forward(geo, g, y, acc_in, stacked_image(gs, geo, k, kind), out,
-                                      weight_set(w, geo, per_order ? k : 0, kind), k, slope));
+                                      weight_set(w, geo, per_order ? k : 0, kind), k, slope, tensor_cores));
   }
   return steps;
 }

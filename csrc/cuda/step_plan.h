@@ -17,15 +17,16 @@ ImageRef stacked_image(void* base, const Geometry& geo, int64_t index, ScalarKin
 // Weight set `set` of per-order weights stored contiguously (set 0 for shared weights).
 WeightsRef weight_set(const WeightsRef& all, const Geometry& geo, int64_t set, ScalarKind kind);
 
+// tensor_cores: run bf16/fp16 calls on the mma.sync kernel (ignored for fp32/fp64)
 StepForwardParams plan_step_forward(const Geometry& geo, const ImageRef& g, const ImageRef& y,
                                     const ImageRef& acc_in, const ImageRef& g_out, const ImageRef& acc_out,
-                                    const WeightsRef& w, int64_t k, double slope);
+                                    const WeightsRef& w, int64_t k, double slope, bool tensor_cores);
 
 // g^0 = f; step k writes g^{k+1} to gs[k] and out = f + sum g^k / k! in place.
 std::vector<StepForwardParams> plan_expand_forward(const Geometry& geo, ScalarKind kind, int64_t order,
                                                    bool per_order, const ImageRef& f, const ImageRef& y,
                                                    const ImageRef& out, void* gs, const WeightsRef& w,
-                                                   double slope);
+                                                   double slope, bool tensor_cores);
 
 struct BackwardLaunch {
   StepBackwardParams step;

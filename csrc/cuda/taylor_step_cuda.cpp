@@ -16,7 +16,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 #include <tuple>
 
 #include "cuda/launch.h"
@@ -66,6 +68,14 @@ Geometry cuda_geometry(const StepGeometry& sg, ScalarKind kind) {
   TORCH_CHECK(geo.tiles <= std::numeric_limits<int32_t>::max(), "taylor_fast (cuda): the images need ", geo.tiles,
               " tiles, more than one launch can address (2^31 - 1)");
   return geo;
+}
+
+// bf16/fp16 forwards run on tensor cores unless TAYLOR_FAST_CUDA_TENSOR_CORES=0 (the SIMT
+// kernels then run every dtype: for comparison, and as a fallback)
+bool use_tensor_cores(ScalarKind kind) {
+  if (kind != ScalarKind::Half && kind != ScalarKind::BFloat16) return false;
+  const char* env = std::getenv("TAYLOR_FAST_CUDA_TENSOR_CORES");
+  return env == nullptr || std::string_view(env) != "0";
 }
 
 void check_launch(cudaError_t attribute_error) {
@@ -143,7 +153,7 @@ std::tuple<Tensor, Tensor> step_forward_cuda(const Tensor& g, const Tensor& y, c
   if (geo.tiles == 0) return {g_next, acc_next};
   const AccWeights w(w1, b1, w2, b2, kind);
   const StepForwardParams p = plan_step_forward(geo, image_ref(g), image_ref(y), image_ref(acc), image_ref(g_next),
-                                                image_ref(acc_next), w.ref(), k, slope);
+                                                image_ref(acc_next), w.ref(), k, slope, use_tensor_cores(kind));
   check_launch(launch_step_forward(p, kind, c10::cuda::getCurrentCUDAStream()));
   return {g_next, acc_next};
 }
@@ -188,7 +198,8 @@ std::tuple<Tensor, Tensor> expand_forward_cuda(const Tensor& f, const Tensor& y,
   const AccWeights w(w1, b1, w2, b2, kind);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   for (const StepForwardParams& p : plan_expand_forward(geo, kind, order, w1.dim() == 5, image_ref(f), image_ref(y),
-                                                        image_ref(out), gs.data_ptr(), w.ref(), slope))
+                                                        image_ref(out), gs.data_ptr(), w.ref(), slope,
+                                                        use_tensor_cores(kind)))
     check_launch(launch_step_forward(p, kind, stream));
   return {out, gs};
 }

@@ -9,7 +9,7 @@
 //   op step_forward|step_backward|expand_forward|expand_backward
 //   dtype float32|float64|bfloat16
 //   geometry N C H W hidden
-//   order N | k K | slope S | per_order 0|1 | blocks B | atomic 0|1
+//   order N | k K | slope S | per_order 0|1 | blocks B | atomic 0|1 | tensor_cores 0|1
 //   schedule forward|reverse|shuffle SEED
 //   image NAME FILE sn sc sh sw      an image's storage (dense), element strides
 //   raw NAME FILE                    a contiguous buffer (weights in the accumulation type, gs)
@@ -20,10 +20,12 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #include "platform.h"
 // the platform first: the kernels are written against it
 #include "cuda/step_kernels.cuh"
+#include "cuda/step_kernels_mma.cuh"
 #include "cuda/step_plan.h"
 
 using namespace taylor_fast::cuda;
@@ -54,7 +56,7 @@ struct Spec {
   std::string op, dtype;
   int64_t N = 0, C = 0, H = 0, W = 0, hidden = 0, order = 0, k = 0, blocks = 1;
   double slope = 0;
-  bool per_order = false, atomic = false;
+  bool per_order = false, atomic = false, tensor_cores = false;
   std::map<std::string, Image> images;
   std::map<std::string, Bytes> raw;
   std::string out;
@@ -89,6 +91,7 @@ Spec read_spec(const std::string& path) {
     else if (key == "per_order") ls >> s.per_order;
     else if (key == "blocks") ls >> s.blocks;
     else if (key == "atomic") ls >> s.atomic;
+    else if (key == "tensor_cores") ls >> s.tensor_cores;
     else if (key == "schedule") {
       std::string mode;
       ls >> mode >> tf_emu::options().seed;
@@ -131,8 +134,15 @@ void launch_forward(const StepForwardParams& p, ScalarKind kind) {
   dispatch(kind, [&](auto tag) {
     using scalar_t = decltype(tag);
     using acc_t = typename AccType<scalar_t>::type;
-    const size_t smem = smem_layout<acc_t>(static_cast<int>(p.geo.C), false).total * sizeof(acc_t);
-    tf_emu::launch(p.geo.tiles, kThreads, smem, [&] { step_forward_block<scalar_t>(p); });
+    const int C = static_cast<int>(p.geo.C);
+    if constexpr (std::is_same_v<scalar_t, bf16>) {
+      if (p.tensor_cores) {
+        tf_emu::launch(p.geo.tiles, kThreads, mma_smem_layout(C).total, [&] { step_forward_block_mma<scalar_t>(p); });
+        return;
+      }
+    }
+    tf_emu::launch(p.geo.tiles, kThreads, smem_layout<acc_t>(C, false).total * sizeof(acc_t),
+                   [&] { step_forward_block<scalar_t>(p); });
   });
 }
 
@@ -184,7 +194,7 @@ void run(Spec& s) {
   if (s.op == "step_forward") {
     Image g_next = s.images.at("g").poisoned_like(), acc_next = s.images.at("acc").poisoned_like();
     launch_forward(plan_step_forward(geo, s.images.at("g").ref(), s.images.at("y").ref(), s.images.at("acc").ref(),
-                                     g_next.ref(), acc_next.ref(), w.ref, s.k, s.slope),
+                                     g_next.ref(), acc_next.ref(), w.ref, s.k, s.slope, s.tensor_cores),
                    kind);
     outputs = {{"g_next", g_next.bytes}, {"acc_next", acc_next.bytes}};
   } else if (s.op == "step_backward") {
@@ -200,7 +210,8 @@ void run(Spec& s) {
     Image out = s.images.at("f").poisoned_like();
     Bytes gs(s.order * s.N * s.C * s.H * s.W * scalar_size(kind), 0xFF);
     for (const auto& p : plan_expand_forward(geo, kind, s.order, s.per_order, s.images.at("f").ref(),
-                                             s.images.at("y").ref(), out.ref(), gs.data(), w.ref, s.slope))
+                                             s.images.at("y").ref(), out.ref(), gs.data(), w.ref, s.slope,
+                                             s.tensor_cores))
       launch_forward(p, kind);
     outputs = {{"out", out.bytes}, {"gs", gs}};
   } else if (s.op == "expand_backward") {

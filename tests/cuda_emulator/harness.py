@@ -20,6 +20,7 @@ SOURCES = [
     HERE / "emulator.cpp",
     HERE / "platform.h",
     ROOT / "csrc" / "cuda" / "step_kernels.cuh",
+    ROOT / "csrc" / "cuda" / "step_kernels_mma.cuh",
     ROOT / "csrc" / "cuda" / "step_params.h",
     ROOT / "csrc" / "cuda" / "step_plan.h",
     ROOT / "csrc" / "cuda" / "step_plan.cpp",
@@ -45,7 +46,8 @@ def build() -> Path:
     if not binary.exists():
         binary.parent.mkdir(parents=True, exist_ok=True)
         partial = binary.with_suffix(".partial")
-        cmd = [cxx, *FLAGS, f"-I{ROOT / 'csrc'}", "-o", str(partial), str(SOURCES[0]), str(SOURCES[5])]
+        cmd = [cxx, *FLAGS, f"-I{ROOT / 'csrc'}", "-o", str(partial), str(HERE / "emulator.cpp"),
+               str(ROOT / "csrc" / "cuda" / "step_plan.cpp")]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"building the CUDA emulator failed:\n{' '.join(cmd)}\n{proc.stderr}")
@@ -71,7 +73,7 @@ def _from_bytes(data: bytes, dtype: torch.dtype, like: torch.Tensor | None, shap
 
 
 def run(op: str, *, images: dict, weights, raw: dict | None = None, order: int = 0, k: int = 0,
-        slope: float = 0.0, blocks: int = 1, atomic: bool = False,
+        slope: float = 0.0, blocks: int = 1, atomic: bool = False, tensor_cores: bool = False,
         schedule: str = "forward", seed: int = 0) -> dict[str, torch.Tensor]:
     """Runs one op of the CUDA glue on CPU tensors. images: name -> (N, C, H, W) tensor of the
     call's dtype; weights: (w1, b1, w2, b2), per order when w1 is 5-D (converted to the
@@ -85,7 +87,8 @@ def run(op: str, *, images: dict, weights, raw: dict | None = None, order: int =
     with tempfile.TemporaryDirectory() as tmp:
         lines = [f"op {op}", f"dtype {DTYPES[dtype]}", f"geometry {n} {c} {h} {w} {hidden}",
                  f"order {order}", f"k {k}", f"slope {slope!r}", f"per_order {int(per_order)}",
-                 f"blocks {blocks}", f"atomic {int(atomic)}", f"schedule {schedule} {seed}", f"out {tmp}"]
+                 f"blocks {blocks}", f"atomic {int(atomic)}", f"tensor_cores {int(tensor_cores)}",
+                 f"schedule {schedule} {seed}", f"out {tmp}"]
         for name, t in images.items():
             path = os.path.join(tmp, f"in_{name}.bin")
             Path(path).write_bytes(_storage_bytes(t))

@@ -9,8 +9,13 @@
 // filled with NaN bytes, so reading what no thread wrote shows up in the results; a barrier
 // that not every thread reaches aborts. Built with AddressSanitizer by the tests, which also
 // catches out-of-bounds accesses of shared and global memory.
+//
+// Warp-wide instructions (mma.sync) are collectives: a lane waits at them until all 32 lanes
+// of its warp arrive, then each computes its share from every lane's registers, laid out as
+// the PTX ISA documents (section "Matrix Fragments for mma.m16n8k16").
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -49,18 +54,37 @@ struct ThreadContext {
 inline thread_local ThreadContext* current_thread = nullptr;
 
 struct Block {
-  enum class State { Ready, AtBarrier, Finished };
+  enum class State { Ready, Running, AtBarrier, AtWarpBarrier, Finished };
 
   Dim block_idx, grid_dim, block_dim;
   std::vector<unsigned char> smem;
   std::vector<State> state;
   std::vector<std::unique_ptr<std::binary_semaphore>> go;
   std::binary_semaphore back{0};
+  std::vector<unsigned> warp_arrived;
+  std::vector<std::array<uint32_t, 10>> exchange;  // registers a lane hands to a warp collective
+
+  void yield(unsigned i) {
+    back.release();
+    go[i]->acquire();
+  }
 
   void barrier(unsigned i) {
     state[i] = State::AtBarrier;
-    back.release();
-    go[i]->acquire();
+    yield(i);
+  }
+
+  // Returns once every lane of thread i's warp has called it.
+  void warp_barrier(unsigned i) {
+    const unsigned first = i / 32 * 32, lanes = std::min(32u, block_dim.x - first);
+    if (++warp_arrived[i / 32] == lanes) {
+      warp_arrived[i / 32] = 0;
+      for (unsigned l = first; l < first + lanes; ++l)
+        if (l != i) state[l] = State::Ready;
+      return;
+    }
+    state[i] = State::AtWarpBarrier;
+    yield(i);
   }
 };
 
@@ -88,6 +112,8 @@ void run_block(unsigned b, unsigned grid, unsigned threads, size_t smem_bytes, c
   block.block_dim.x = threads;
   block.smem.assign(smem_bytes + 16, 0xFF);  // NaN bytes; +16 lets smem() align to 16
   block.state.assign(threads, Block::State::Ready);
+  block.warp_arrived.assign((threads + 31) / 32, 0);
+  block.exchange.resize(threads);
   std::vector<ThreadContext> contexts(threads);
   for (unsigned i = 0; i < threads; ++i) block.go.push_back(std::make_unique<std::binary_semaphore>(0));
   std::vector<std::thread> workers;
@@ -110,14 +136,23 @@ void run_block(unsigned b, unsigned grid, unsigned threads, size_t smem_bytes, c
   for (;;) {
     if (options().schedule == Schedule::Reverse) std::reverse(order.begin(), order.end());
     if (options().schedule == Schedule::Shuffle) std::shuffle(order.begin(), order.end(), rng);
-    for (unsigned i : order) {
-      block.go[i]->release();
-      block.back.acquire();
+    // run every ready thread until it blocks; lanes freed by a warp collective become ready again
+    for (bool ran = true; ran;) {
+      ran = false;
+      for (unsigned i : order) {
+        if (block.state[i] != Block::State::Ready) continue;
+        block.state[i] = Block::State::Running;
+        block.go[i]->release();
+        block.back.acquire();
+        ran = true;
+      }
     }
+    if (std::count(block.state.begin(), block.state.end(), Block::State::AtWarpBarrier) != 0)
+      fail("a warp-wide instruction was not reached by every lane of the warp");
     const auto finished = std::count(block.state.begin(), block.state.end(), Block::State::Finished);
     if (finished == static_cast<long>(threads)) break;
     if (finished != 0) fail("__syncthreads() was not reached by every thread of the block");
-    std::fill(block.state.begin(), block.state.end(), Block::State::Ready);
+    std::fill(block.state.begin(), block.state.end(), Block::State::Ready);  // all were at the barrier
   }
   for (auto& w : workers) w.join();
 }
@@ -184,6 +219,79 @@ inline void store(bf16* dst, float v) {
   else
     u += 0x7FFFu + ((u >> 16) & 1u);
   dst->bits = static_cast<uint16_t>(u >> 16);
+}
+
+// ---------------------------------------------------------------- tensor-core path (bf16)
+inline uint16_t raw_bits(bf16 v) { return v.bits; }
+
+inline uint16_t bits_from_float(float v, const bf16*) {
+  bf16 b;
+  store(&b, v);
+  return b.bits;
+}
+
+inline float float_from_bits(uint16_t bits, const bf16*) { return to_acc(bf16{bits}); }
+
+inline uint32_t load_pair(const uint16_t* p) {
+  if (reinterpret_cast<uintptr_t>(p) % 4 != 0) tf_emu::fail("32-bit shared-memory access that is not 4-byte aligned");
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 16;
+}
+
+inline void store_pair(uint16_t* p, uint32_t v) {
+  if (reinterpret_cast<uintptr_t>(p) % 4 != 0) tf_emu::fail("32-bit shared-memory access that is not 4-byte aligned");
+  p[0] = static_cast<uint16_t>(v);
+  p[1] = static_cast<uint16_t>(v >> 16);
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.f32: d = A B + d. With g = lane / 4 and
+// t = lane % 4, a lane holds (low 16 bits = lower column / row index):
+//   a[0] = A[g][2t..2t+1]  a[1] = A[g+8][2t..2t+1]  a[2] = A[g][2t+8..2t+9]  a[3] = A[g+8][2t+8..2t+9]
+//   b[0] = B[2t..2t+1][g]  b[1] = B[2t+8..2t+9][g]
+//   d    = D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1]
+template <class Tag>
+inline void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const Tag* tag) {
+  tf_emu::Block& block = *tf_emu::current().block;
+  const unsigned self = tf_emu::current().index, first = self / 32 * 32;
+  if (block.block_dim.x < first + 32) tf_emu::fail("mma.sync needs a full warp");
+  auto& mine = block.exchange[self];
+  for (int i = 0; i < 4; ++i) mine[i] = a[i];
+  mine[4] = b[0];
+  mine[5] = b[1];
+  for (int i = 0; i < 4; ++i) std::memcpy(&mine[6 + i], &d[i], 4);
+  block.warp_barrier(self);
+  float A[16][16], B[16][8], D[16][8];
+  auto lo = [&](uint32_t v) { return float_from_bits(static_cast<uint16_t>(v), tag); };
+  auto hi = [&](uint32_t v) { return float_from_bits(static_cast<uint16_t>(v >> 16), tag); };
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    const auto& r = block.exchange[first + lane];
+    const unsigned g = lane / 4, t = lane % 4;
+    for (unsigned h = 0; h < 2; ++h) {  // h = 1: rows g + 8 (a[1], a[3])
+      A[g + 8 * h][2 * t] = lo(r[h]);
+      A[g + 8 * h][2 * t + 1] = hi(r[h]);
+      A[g + 8 * h][2 * t + 8] = lo(r[2 + h]);
+      A[g + 8 * h][2 * t + 9] = hi(r[2 + h]);
+    }
+    B[2 * t][g] = lo(r[4]);
+    B[2 * t + 1][g] = hi(r[4]);
+    B[2 * t + 8][g] = lo(r[5]);
+    B[2 * t + 9][g] = hi(r[5]);
+    float c[4];
+    std::memcpy(c, &r[6], 16);
+    D[g][2 * t] = c[0];
+    D[g][2 * t + 1] = c[1];
+    D[g + 8][2 * t] = c[2];
+    D[g + 8][2 * t + 1] = c[3];
+  }
+  const unsigned g = (self - first) / 4, t = (self - first) % 4;
+  const unsigned rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
+  float out[4];
+  for (int i = 0; i < 4; ++i) {
+    float sum = D[rows[i]][cols[i]];
+    for (int k = 0; k < 16; ++k) sum += A[rows[i]][k] * B[k][cols[i]];
+    out[i] = sum;
+  }
+  block.warp_barrier(self);  // every lane has read the exchange before any lane reuses it
+  for (int i = 0; i < 4; ++i) d[i] = out[i];
 }
 
 }  // namespace taylor_fast::cuda
