@@ -6,7 +6,8 @@ beside the default tensor-core one. Needs a GPU; benchmarks/gpu_check.sh runs it
 
     python benchmarks/cuda_kernel_timings.py --json OUT.json [--quick] [--compile]
 
---compile adds torch.compile of the reference (slow to compile: minutes for all cases).
+--compile adds the forward of torch.compile(reference) (compiling takes tens of seconds a case).
+The JSON is rewritten after every case, so a run stopped by a time limit keeps what it measured.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from taylor_fast import ops, reference
 ORDER, HIDDEN, C = 3, 32, 3
 FLOPS_PER_PIXEL_ORDER = 2 * 9 * (2 * C * HIDDEN + HIDDEN * C)  # DESIGN §5: 5184
 CASES = [(4, 512, 512), (1, 1080, 1920)]
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}  # bf16 first: the tensor-core path
 
 
 def time_ms(fn, iters: int, warmup: int = 3) -> float:
@@ -84,22 +85,24 @@ def measure(n, h, w, dtype_name, iters, with_compile):
     fused = lambda *a: ops.taylor_expand(*a, ORDER, backend="cuda")  # noqa: E731
     eager = lambda *a: reference.taylor_expand(*a, ORDER)  # noqa: E731
     candidates = {"cuda": fused, "reference": eager}
+    forward_only = {}
     if dtype != torch.float32:  # the SIMT kernel too, for comparison with the tensor-core one
-        candidates["cuda_simt"] = simt(fused)
-    if with_compile:
-        candidates["reference_compiled"] = torch.compile(eager)
+        forward_only["cuda_simt"] = simt(fused)
+    if with_compile:  # compiling costs tens of seconds per case: the forward target only
+        forward_only["reference_compiled"] = torch.compile(eager)
     flops = n * h * w * ORDER * FLOPS_PER_PIXEL_ORDER
     # per order at least: read g and y, write g_next, read and write acc
     min_bytes = n * C * h * w * f.element_size() * ORDER * 5
     row = {"case": f"{n}x{C}x{h}x{w}", "dtype": dtype_name, "order": ORDER, "hidden": HIDDEN,
            "forward_flops": flops}
-    for name, fn in candidates.items():
+    for name, fn in {**candidates, **forward_only}.items():
         with torch.no_grad():
             fwd = time_ms(lambda: fn(f, y, *weights), iters)
-        fb = time_ms(lambda: forward_backward(fn, f, y, weights, grad), iters)
-        row[name] = {"forward_ms": fwd, "forward_backward_ms": fb,
-                     "peak_forward_backward_mib": peak_mib(lambda: forward_backward(fn, f, y, weights, grad)),
-                     "forward_tflops": flops / fwd / 1e9, "forward_min_traffic_gbs": min_bytes / fwd / 1e6}
+        row[name] = {"forward_ms": fwd, "forward_tflops": flops / fwd / 1e9,
+                     "forward_min_traffic_gbs": min_bytes / fwd / 1e6}
+        if name in candidates:
+            row[name]["forward_backward_ms"] = time_ms(lambda: forward_backward(fn, f, y, weights, grad), iters)
+            row[name]["peak_forward_backward_mib"] = peak_mib(lambda: forward_backward(fn, f, y, weights, grad))
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
@@ -125,11 +128,14 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
         return 1
-    rows = []
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
+              "cases": []}
     for n, h, w in CASES:
         for dtype_name in DTYPES:
             row = measure(n, h, w, dtype_name, 5 if args.quick else 20, args.compile)
-            rows.append(row)
+            result["cases"].append(row)
+            with open(args.json, "w") as fh:  # after every case: a time limit keeps what was measured
+                json.dump(result, fh, indent=2)
             cu, ref = row["cuda"], row["reference"]
             print(f"{row['case']:>14s} {dtype_name:8s} fwd {cu['forward_ms']:7.3f} ms (eager {ref['forward_ms']:7.3f}, "
                   f"x{row['speedup_forward_vs_eager']:.2f})  fwd+bwd {cu['forward_backward_ms']:7.3f} ms "
@@ -137,10 +143,6 @@ def main(argv=None) -> int:
                   f"peak {cu['peak_forward_backward_mib']:.0f}/{ref['peak_forward_backward_mib']:.0f} MiB  "
                   f"{cu['forward_tflops']:.1f} TFLOP/s  {cu['forward_min_traffic_gbs']:.0f} GB/s"
                   + (f"  (SIMT fwd {row['cuda_simt']['forward_ms']:.3f} ms)" if "cuda_simt" in row else ""), flush=True)
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-              "cases": rows}
-    with open(args.json, "w") as fh:
-        json.dump(result, fh, indent=2)
     return 0
 
 

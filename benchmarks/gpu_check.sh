@@ -11,7 +11,9 @@
 #                        at most what is left and is stopped (rc 124) when it runs out
 #   GPU_CHECK_ALL_ARCHS  1: build sm_80..sm_90+PTX as CI does (default: only this GPU's arch, faster)
 #   GPU_CHECK_FULL       1: full benchmark grids instead of --quick ones
-#   GPU_CHECK_SKIP_BUILD 1: use the extension already built (no ptxas log then)
+#   GPU_CHECK_STEPS      which steps to run (default: all, in this order)
+#                        "build tests kernel_timings bench_cli pytest_benchmarks"; e.g. a warm
+#                        machine's second call: GPU_CHECK_STEPS="kernel_timings bench_cli"
 #
 # Every step runs even when an earlier one failed; each one's exit code, time and log land in
 # OUTDIR (steps.tsv, <step>.log) and in OUTDIR/gpu_check.json. Exit status: 0 if all passed.
@@ -26,7 +28,10 @@ BUDGET=${GPU_CHECK_BUDGET_S:-470}
 STEPS="$OUTDIR/steps.tsv"
 printf 'step\trc\tseconds\n' > "$STEPS"
 
+STEPS_WANTED=" ${GPU_CHECK_STEPS:-build tests kernel_timings bench_cli pytest_benchmarks} "
+
 remaining() { echo $((START + BUDGET - $(date +%s))); }
+wanted() { [[ "$STEPS_WANTED" == *" $1 "* ]]; }
 
 # run_step NAME CAP_S CMD...: runs CMD with a timeout of min(CAP_S, budget left), output to NAME.log
 run_step() {
@@ -66,7 +71,7 @@ command -v nvidia-smi > /dev/null && nvidia-smi >> "$OUTDIR/environment.log" 2>&
 cat "$OUTDIR/environment.log"
 
 # ---------------------------------------------------------------- build (in place, this torch)
-if [[ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]]; then
+if wanted build; then
   if [[ "${GPU_CHECK_ALL_ARCHS:-0}" != 1 ]]; then
     ARCH=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null)
     [[ -n "$ARCH" ]] && export TAYLOR_FAST_CUDA_ARCHS="$ARCH"
@@ -78,16 +83,18 @@ if [[ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- tests
-run_step tests 240 "$PY" -m pytest -m "cuda or triton" -q -rfEs -p no:cacheprovider \
+wanted tests && run_step tests 240 "$PY" -m pytest -m "cuda or triton" -q -rfEs -p no:cacheprovider \
   --junitxml="$OUTDIR/tests.xml"
 
 # ---------------------------------------------------------------- benchmarks
-run_step kernel_timings 150 "$PY" benchmarks/cuda_kernel_timings.py --compile \
+wanted kernel_timings && run_step kernel_timings 150 "$PY" benchmarks/cuda_kernel_timings.py --compile \
   --json "$OUTDIR/cuda_kernel_timings.json"
 QUICK=(--quick)
 [[ "${GPU_CHECK_FULL:-0}" == 1 ]] && QUICK=()
-run_step bench_cli 180 "$PY" -m taylor_fast bench --device cuda ${QUICK[@]+"${QUICK[@]}"} --json "$OUTDIR/bench_cuda.json"
-if compgen -G "benchmarks/test_*.py" > /dev/null; then
+wanted bench_cli && run_step bench_cli 180 "$PY" -m taylor_fast bench --device cuda ${QUICK[@]+"${QUICK[@]}"} --json "$OUTDIR/bench_cuda.json"
+if ! wanted pytest_benchmarks; then
+  :
+elif compgen -G "benchmarks/test_*.py" > /dev/null; then
   GRID=()
   if [[ "${GPU_CHECK_FULL:-0}" != 1 ]] && "$PY" -m pytest benchmarks --help 2>/dev/null | grep -q -- --taylor-grid; then
     GRID=(--taylor-grid quick)
