@@ -12,6 +12,8 @@ SUPPORTED_DTYPES = {
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 _OPS = ("expand_forward", "expand_backward", "step_forward", "step_backward")
+# image channels C each device's kernels take at most (csrc/cuda/step_params.h kMaxChannels)
+MAX_CHANNELS = {"cuda": 4}
 
 if _extension.loaded():
     _autograd.register_fakes("taylor_fast::")
@@ -65,6 +67,9 @@ class ExtensionBackend:
         if call.dtype not in SUPPORTED_DTYPES[self.device_type]:
             names = ", ".join(str(d).replace("torch.", "") for d in SUPPORTED_DTYPES[self.device_type])
             return f"dtype {str(call.dtype).replace('torch.', '')} is not implemented (only {names})"
+        limit = MAX_CHANNELS.get(self.device_type)
+        if limit is not None and call.channels > limit:
+            return f"the images have {call.channels} channels; the fused kernels take at most {limit}"
         if call.kernel_size != 3:
             return f"G's kernels are {call.kernel_size}x{call.kernel_size}; the fused kernels implement 3x3"
         return None
