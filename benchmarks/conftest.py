@@ -123,5 +123,8 @@ def pytest_terminal_summary(terminalreporter, config):
     for device, doc in _documents(config).items():
         terminalreporter.write_sep("-", f"taylor_fast benchmarks on {device}: {doc['device']['name']}")
         terminalreporter.write_line(table.text(doc["cases"]))
+        note = results.busy_note(doc["environment"])
+        if note:
+            terminalreporter.write_line(note)
         if "written_to" in doc:
             terminalreporter.write_line(f"wrote {doc['written_to']}")

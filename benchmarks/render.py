@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from taylor_fast.bench import table  # noqa: E402
+from taylor_fast.bench import results, table  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -84,9 +84,11 @@ def section(doc: dict) -> str:
     env = doc["environment"]
     commit = (env.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if env.get("dirty") else "")
     load = env.get("load_average_at_start"), env.get("load_average_at_end")
+    note = results.busy_note(env)
     lines = [
         f"### {doc['device']['type']}: {doc['device']['name']}",
         "",
+        *([f"**{note}.**", ""] if note else []),
         f"- recorded {doc['created']}, grid `{doc['grid']}`, commit {commit}, torch {env['torch']}"
         + (f", CUDA {env['cuda']}" if doc["device"]["type"] == "cuda" else f", {env['torch_threads']} threads")
         + (f", 1-min load average {load[0][0]:.2f} at start, {load[1][0]:.2f} at end" if all(load) else ""),

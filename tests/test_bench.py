@@ -121,3 +121,10 @@ def test_bench_command_quick_smoke(tmp_path, capsys, monkeypatch):
 def test_bench_command_rejects_a_backend_of_another_device(capsys):
     assert cli.main(["bench", "--device", "cpu", "--backends", "cuda"]) == 2
     assert "--backends" in capsys.readouterr().err
+
+
+def test_busy_note_flags_a_shared_machine():
+    quiet = {"cpu_count": 2, "load_average_at_start": [0.4, 0.5, 0.5], "load_average_at_end": [0.9, 0.5, 0.5]}
+    assert results.busy_note(quiet) is None
+    busy = {**quiet, "load_average_at_end": [6.4, 5.0, 4.0]}
+    assert "6.4 on 2 CPUs" in results.busy_note(busy)

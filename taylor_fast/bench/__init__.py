@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from . import grid, runner, table
+from . import grid, results, runner, table
 
 
 def add_arguments(parser):
@@ -45,6 +45,9 @@ def main(args) -> int:
     grid_name = budget + (f" (sizes {', '.join('x'.join(map(str, s)) for s in sizes)})" if sizes else "")
     doc = runner.run_grid(specs, device, budget, grid_name)
     print(table.text(doc["cases"]))
+    note = results.busy_note(doc["environment"])
+    if note:
+        print(note)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=1) + "\n")

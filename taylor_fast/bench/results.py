@@ -76,6 +76,16 @@ def environment(device: str, load_at_start=None) -> dict:
     return env
 
 
+def busy_note(env: dict) -> str | None:
+    """A warning when other work shared the machine (1-minute load above half the CPUs), else None."""
+    loads = [load[0] for load in (env.get("load_average_at_start"), env.get("load_average_at_end")) if load]
+    cpus = env.get("cpu_count") or 1
+    if not loads or max(loads) <= cpus / 2:
+        return None
+    return (f"NOISY: the machine was busy (1-minute load average up to {max(loads):.1f} on {cpus} CPUs); "
+            "other processes inflate and scatter these timings: re-record on an idle machine")
+
+
 def _peak_gflops(peaks: dict, dtype: str) -> dict:
     out = {"measured_matmul": peaks["measured"]["matmul_gflops"].get(dtype)}
     if "theoretical" in peaks and dtype == "float32":
