@@ -53,7 +53,7 @@ def test_cost_model():
     assert cost.case_cost("forward_backward", shape, 3, 32, 4) == (3 * fwd, 2 * fwd_bytes)
     # tiny: 3->16, 3 x 16->16, 16->3 convolutions, 3x3
     tiny_per_pixel = 2 * 9 * (3 * 16 + 3 * 16 * 16 + 16 * 3)
-    flops, nbytes = cost.case_cost("train_step", shape, 3, 32, 4, backbones.create("tiny"))
+    flops, nbytes = cost.case_cost("train_step", shape, 3, 32, 4, backbones.create("tiny"), torch.rand(shape))
     assert flops == 3 * (fwd + tiny_per_pixel * 400) and nbytes is None
 
 
@@ -92,7 +92,16 @@ def test_cpu_peak_memory_sees_a_known_allocation():
     assert mib * 0.95 <= measured <= mib * 1.25
 
 
-def test_bench_command_quick_smoke(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def one_thread():
+    """Tiny ops on a busy 2-core box spend most of their time in OpenMP barriers; one thread avoids them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_command_quick_smoke(tmp_path, capsys, monkeypatch, one_thread):
     monkeypatch.setitem(peaks.MATMUL_N, "cpu", 256)  # the peaks' values are not under test here
     monkeypatch.setitem(peaks.COPY_BYTES, "cpu", 8 << 20)
     out = tmp_path / "bench.json"

@@ -10,8 +10,8 @@ recomputes h in its backward, is still credited with the same count, so GFLOP/s 
 backends as a throughput, not as hardware utilisation.
 
 Training step: 3x (forward + backward) of the expansion plus 3x the backbone's convolution
-FLOPs (counted with forward hooks on a meta-device copy, so nothing runs); Adam and the L1
-loss are O(parameters + pixels) and left out.
+FLOPs (counted with forward hooks during one no-grad forward of the case's input); Adam and
+the L1 loss are O(parameters + pixels) and left out.
 
 Bytes. The compulsory traffic of the fused schedule (DESIGN section 4): per order a pass
 reads g, y and acc and writes g_next and acc, five C-channel images; the backward moves
@@ -22,8 +22,6 @@ backend is from being bandwidth-bound. The training step has no byte model: a co
 backbone's traffic depends on the convolution algorithm the library picks.
 """
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
@@ -47,24 +45,27 @@ def expansion_bytes(shape, order: int, itemsize: int) -> float:
     return float(IMAGES_PER_ORDER * order * n * c * h * w * itemsize)
 
 
-def conv_flops(module: nn.Module, shape) -> float:
-    """Forward FLOPs of every nn.Conv2d in `module` for an input of `shape` (run on meta tensors)."""
-    meta = copy.deepcopy(module).to("meta")
+def conv_flops(module: nn.Module, example: torch.Tensor) -> float:
+    """Forward FLOPs of every nn.Conv2d in `module` for the input `example` (one no-grad forward)."""
     total = [0.0]
 
     def count(conv, _inputs, output):
         kh, kw = conv.kernel_size
         total[0] += 2.0 * output.numel() * (conv.in_channels // conv.groups) * kh * kw
 
-    for conv in (m for m in meta.modules() if isinstance(m, nn.Conv2d)):
-        conv.register_forward_hook(count)
-    with torch.no_grad():
-        meta(torch.empty(shape, device="meta"))
+    hooks = [m.register_forward_hook(count) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            module(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
     return total[0]
 
 
-def case_cost(kind: str, shape, order: int, hidden: int, itemsize: int, backbone: nn.Module | None = None):
-    """(flops, bytes or None) of one call of a case."""
+def case_cost(kind: str, shape, order: int, hidden: int, itemsize: int, backbone: nn.Module | None = None,
+              example: torch.Tensor | None = None):
+    """(flops, bytes or None) of one call of a case; a train_step needs its backbone and an input."""
     fwd_flops = expansion_flops(shape, order, hidden)
     fwd_bytes = expansion_bytes(shape, order, itemsize)
     train_factor = 1.0 + BACKWARD_FLOP_FACTOR
@@ -73,9 +74,9 @@ def case_cost(kind: str, shape, order: int, hidden: int, itemsize: int, backbone
     if kind == "forward_backward":
         return fwd_flops * train_factor, fwd_bytes * (1.0 + BACKWARD_BYTE_FACTOR)
     if kind == "train_step":
-        if backbone is None:
-            raise ValueError("case_cost: a train_step needs its backbone to count its FLOPs")
-        return (fwd_flops + conv_flops(backbone, shape)) * train_factor, None
+        if backbone is None or example is None:
+            raise ValueError("case_cost: a train_step needs its backbone and an example input to count its FLOPs")
+        return (fwd_flops + conv_flops(backbone, example)) * train_factor, None
     raise ValueError(f"case_cost: unknown kind {kind!r}")
 
 

@@ -140,7 +140,7 @@ def _train_step(spec: CaseSpec, device, dtype) -> Workload:
         taylor_loss(out, f, target).backward()
         optimizer.step()
 
-    flops, nbytes = cost.case_cost(spec.kind, spec.shape, spec.order, spec.hidden, y.element_size(), backbone)
+    flops, nbytes = cost.case_cost(spec.kind, spec.shape, spec.order, spec.hidden, y.element_size(), backbone, y)
     return Workload(spec, call, flops, nbytes, _warmup_calls(spec))
 
 
