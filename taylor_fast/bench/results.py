@@ -35,7 +35,10 @@ def case_record(spec: CaseSpec, *, timing=None, memory=None, workload=None, skip
 
 
 def _commit() -> dict:
+    """The source checkout's commit, when taylor_fast runs from one (editable install or tree)."""
     root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").exists() or not (root / "csrc").is_dir():
+        return {"commit": None, "dirty": None}
 
     def git(*args):
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
