@@ -26,6 +26,15 @@ build: $(STAMP)
 test: build
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
+# The benchmark suite (benchmarks/README.md): the full grid, one results JSON per device into
+# benchmarks/results/, then the README's tables and plot. BENCH_ARGS adds pytest options, e.g.
+# BENCH_ARGS="--taylor-grid quick", BENCH_ARGS="-m cuda" or BENCH_ARGS="--benchmark-compare".
+BENCH_ARGS ?=
+
+bench: build
+	$(PY) -m pytest benchmarks -q -rs --benchmark-autosave --taylor-results benchmarks/results $(BENCH_ARGS)
+	$(PY) benchmarks/render.py
+
 demo: build
 	$(VENV)/bin/taylor-fast demo
 

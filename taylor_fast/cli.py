@@ -11,6 +11,7 @@ COMMANDS = {
     "info": ("taylor_fast.info", "what was built and which backends can run here"),
     "demo": ("taylor_fast.demo", "train and compare order 0 and order 3 on a bundled photo"),
     "synth": ("taylor_fast.synth", "write a paired dataset of synthetic rain or motion blur"),
+    "bench": ("taylor_fast.bench", "time the expansion and a training step per backend on this machine"),
 }
 
 

@@ -1,0 +1,55 @@
+"""`taylor-fast bench`: time the Taylor expansion and a TaylorNet training step on this machine.
+
+Prints a table (time, speed-up over the eager and the compiled reference, GFLOP/s and GB/s
+against the device's peaks, peak memory) and writes it as JSON with --json. The grid is
+documented in taylor_fast/bench/grid.py; methods in timing.py, memory.py, peaks.py and cost.py.
+The pytest-benchmark suite in benchmarks/ runs the same cases.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from . import grid, results, runner, table
+
+
+def add_arguments(parser):
+    parser.add_argument("--device", choices=grid.DEVICES, default=None,
+                        help="device to benchmark (default: cuda when a GPU is visible, else cpu)")
+    parser.add_argument("--quick", action="store_true",
+                        help="headline cases at the two smaller sizes only, shorter timing budget")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the results document here")
+    parser.add_argument("--size", metavar="NxCxHxW", action="append", type=grid.parse_size,
+                        help="replace the grid's image sizes (repeatable), e.g. --size 1x3x64x64")
+    parser.add_argument("--backends", metavar="LIST", type=lambda s: tuple(b.strip() for b in s.split(",") if b.strip()),
+                        help="comma-separated subset of: reference, reference_compiled, cpu, cuda, triton")
+
+
+def main(args) -> int:
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        print("taylor-fast bench: --device cuda was requested but torch sees no CUDA GPU", file=sys.stderr)
+        return 2
+    known = set(grid.BACKENDS[device])
+    unknown = [b for b in args.backends or () if b not in known]
+    if unknown:
+        print(f"taylor-fast bench: --backends: {', '.join(unknown)} not among {', '.join(grid.BACKENDS[device])} "
+              f"(the backends of device {device})", file=sys.stderr)
+        return 2
+    budget = "quick" if args.quick else "full"
+    sizes = tuple(args.size) if args.size else None
+    specs = grid.cases(device, quick=args.quick, sizes=sizes, backends=args.backends)
+    grid_name = budget + (f" (sizes {', '.join('x'.join(map(str, s)) for s in sizes)})" if sizes else "")
+    doc = runner.run_grid(specs, device, budget, grid_name)
+    print(table.text(doc["cases"]))
+    note = results.busy_note(doc["environment"])
+    if note:
+        print(note)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
