@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .png16 import is_png16, read_png16
+from .png16 import is_png16, read_png16, write_png16
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -88,8 +88,30 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return levels.permute(1, 2, 0).cpu().numpy()
 
 
-def write_image(path, image: torch.Tensor) -> None:
-    """Save a (3, H, W) [0, 1] tensor as an 8-bit file; the format follows the extension."""
+def bit_depth(path) -> int:
+    """16 for a 16-bit-per-sample file, else 8 (from the header)."""
+    path = Path(path)
+    if is_png16(path):
+        return 16
+    try:
+        with Image.open(path) as img:
+            return 16 if img.mode in _SIXTEEN_BIT_MODES else 8
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+
+
+def write_image(path, image: torch.Tensor, bits: int = 8) -> None:
+    """Save a (3, H, W) [0, 1] tensor; the format follows the extension. bits=16 writes a 16-bit
+    PNG (levels round(65535 v)), which only the .png extension can hold."""
+    path = Path(path)
+    if bits == 16:
+        if path.suffix.lower() != ".png":
+            raise ValueError(f"bits=16: only PNG files hold 16 bits per sample, got {path.name}")
+        levels = torch.floor(image.detach().float().clamp(0, 1) * 65535 + 0.5).to(torch.int32)
+        write_png16(path, levels.permute(1, 2, 0).cpu().numpy().astype(np.uint16))
+        return
+    if bits != 8:
+        raise ValueError(f"bits: expected 8 or 16, got {bits}")
     array = to_uint8(image)
-    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(Path(path))
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
 
