@@ -1,0 +1,132 @@
+"""Training configs: the paper's recipe, YAML + base chains + overrides, checks, the committed
+grid, and output paths that cannot leave the run folder (issue 8 §6)."""
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from taylor_fast.engine import config as C
+from taylor_fast.engine.paths import UnsafePathError, inside
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _yaml(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_papers_recipe():
+    c = C.resolve()
+    assert c["train"]["lr"] == 1e-3 and c["train"]["epochs"] == 100 and c["train"]["iters"] is None
+    assert c["train"]["milestones"] == [30, 50, 80] and c["train"]["gamma"] == 0.2 and c["train"]["lam"] == 1.0
+    assert c["data"]["train"]["batch_size"] == 4 and c["data"]["train"]["patch"] == 100
+    assert c["model"]["order"] == 3 and c["model"]["hidden"] == 32 and c["model"]["shared"] is True
+    # paper.yaml spells out the same recipe (plus data-loading workers)
+    from_file = C.resolve(CONFIGS / "paper.yaml")
+    from_file["data"]["train"]["workers"] = 0
+    assert from_file == c
+
+
+def test_base_chain_then_file_then_overrides(tmp_path):
+    _yaml(tmp_path / "base.yaml", "model: {order: 5, hidden: 16}\ntrain: {lr: 0.01}\n")
+    child = _yaml(tmp_path / "sub" / "child.yaml", "base: ../base.yaml\nmodel: {order: 2}\n")
+    c = C.resolve(child, {"train.lr": 5e-4, "model.backbone_options": {"width": 8}})
+    assert c["model"]["order"] == 2 and c["model"]["hidden"] == 16  # file over base, base over defaults
+    assert c["train"]["lr"] == 5e-4 and c["model"]["backbone_options"] == {"width": 8}
+
+
+def test_iters_and_epochs_replace_each_other():
+    assert C.resolve(overrides={"train.iters": 50})["train"]["epochs"] is None
+    c = C.resolve(overrides={"train.iters": 50, "train.epochs": 3})
+    assert c["train"] == {**c["train"], "iters": None, "epochs": 3}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("modle: {order: 3}\n", "unknown key 'modle'"),
+    ("model: {ordr: 3}\n", "unknown key 'model.ordr'"),
+    ("model: {order: three}\n", "model.order: expected an integer, got 'three'"),
+    ("model: {order: true}\n", "model.order: expected an integer"),
+    ("model: {order: -1}\n", "model.order: expected a non-negative value"),
+    ("train: {lr: 0}\n", "train.lr: expected a positive value"),
+    ("train: {amp: fp8}\n", "train.amp: expected one of auto, bf16, off"),
+    ("train: {milestones: [50, 30]}\n", "train.milestones: expected increasing"),
+    ("train: {epochs: null}\n", "set exactly one of them"),
+    ("eval: {sets: [{label: a/b, dataset: rain100h}]}\n", "eval.sets[0].label: expected a plain name"),
+    ("- a list\n", "expected a mapping of settings"),
+    ("model: [1, 2\n", "not valid YAML"),
+])
+def test_bad_settings_name_the_key(tmp_path, text, message):
+    with pytest.raises(C.ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        C.resolve(_yaml(tmp_path / "c.yaml", text))
+
+
+def test_base_loop_and_missing_file(tmp_path):
+    _yaml(tmp_path / "a.yaml", "base: b.yaml\n")
+    _yaml(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(C.ConfigError, match="loops back"):
+        C.resolve(tmp_path / "a.yaml")
+    with pytest.raises(C.ConfigError, match="does not exist"):
+        C.resolve(tmp_path / "missing.yaml")
+
+
+def test_set_assignments_are_yaml_values():
+    assert C.parse_assignment("train.lr=5e-4") == ("train.lr", 5e-4)
+    assert C.parse_assignment("train.milestones=[10, 20]") == ("train.milestones", [10, 20])
+    assert C.parse_assignment("train.grad_clip=null") == ("train.grad_clip", None)
+    with pytest.raises(C.ConfigError, match="KEY=VALUE"):
+        C.parse_assignment("train.lr")
+
+
+@pytest.mark.parametrize("value", ["/etc/cron.d/x", "../outside", "tb/../../x", "..", "", "C:\\x", "a\\..\\..\\b"])
+def test_config_paths_cannot_leave_the_run_folder(tmp_path, value):
+    with pytest.raises(UnsafePathError, match="paths.log"):
+        C.resolve(_yaml(tmp_path / "c.yaml", f"paths: {{log: '{value}'}}\n"))
+
+
+def test_symlink_out_of_the_run_folder_is_refused(tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run.mkdir()
+    elsewhere.mkdir()
+    os.symlink(elsewhere, run / "tb")
+    with pytest.raises(UnsafePathError, match="through a symbolic link"):
+        inside(run, "tb/events", "paths.tensorboard")
+    assert inside(run, "logs/train.log", "paths.log") == run / "logs" / "train.log"
+
+
+def test_resume_may_change_length_but_not_the_recipe():
+    saved = C.resolve(overrides={"train.iters": 100})
+    longer = C.resolve(overrides={"train.iters": 200, "data.train.root": "/moved", "log.every": 5}, base=saved)
+    assert C.resume_conflicts(saved, longer) == []
+    other = C.resolve(overrides={"model.order": 2, "train.lr": 0.1}, base=saved)
+    assert C.resume_conflicts(saved, other) == ["model.order: 3 -> 2", "train.lr: 0.001 -> 0.1"]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("generate", CONFIGS / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_grid_matches_the_generator_and_resolves(monkeypatch):
+    generate = _generator()
+    assert generate.main(["--check"]) == 0
+    files = generate.grid()
+    assert len(files) == 46
+    monkeypatch.setenv("TAYLOR_FAST_DATA", "/datasets")
+    design_names = {"ddn", "prenet", "dualgcn", "mprnet_derain", "msresnet", "rdn"}
+    seen = set()
+    for path in files:
+        c = C.resolve(CONFIGS / path)
+        assert c["model"]["backbone"] in design_names
+        assert c["train"]["lr"] == 1e-3 and c["train"]["epochs"] == 100 and c["data"]["train"]["patch"] == 100
+        assert c["eval"]["channel"] == ("y" if path.startswith("derain/") else "rgb")
+        assert C.expand(c["data"]["train"]["root"]).startswith("/datasets/")
+        seen.add((c["model"]["backbone"], c["data"]["train"]["dataset"], c["model"]["order"]))
+    # Tables 3 and 4: DCM at every order 0..6 on each training set
+    for dataset in ("rain100h-train", "rain100l-train", "rain800", "gopro"):
+        assert {o for b, d, o in seen if b == "dualgcn" and d == dataset} == set(range(7))
+    assert ("mprnet_derain", "rain13k", 3) in seen and ("rdn", "gopro", 0) in seen
