@@ -1,0 +1,10 @@
+"""Training, evaluation and restoration around TaylorNet, one job per module:
+
+    config      YAML recipes + overrides, checked          checkpoint  safe, atomic checkpoints
+    model       TaylorNet from a config / a checkpoint     train       the training loop (DDP-aware)
+    evaluate    PSNR/SSIM over a dataset, by order         restore     restoring image files
+    tiling      any image size through blended tiles       sampler     resumable per-epoch order
+    distributed torchrun process groups                    progress    tqdm, log file, TensorBoard
+    paths       outputs stay inside the output folder      atomic      write-fsync-rename
+    rng         generator states                           commands/   the CLI subcommands
+"""

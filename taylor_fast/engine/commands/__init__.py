@@ -1,0 +1,52 @@
+"""The engine's subcommands for taylor_fast.cli: train, eval and restore. Expected failures (a
+missing file, a bad setting, an unreadable checkpoint) end in one line on stderr, not a traceback."""
+from __future__ import annotations
+
+import functools
+import sys
+
+from ...data import DatasetError, ImageReadError
+from ..checkpoint import CheckpointError
+from ..config import ConfigError
+from ..paths import UnsafePathError
+from ..tiling import check
+
+
+class CommandError(RuntimeError):
+    """A command cannot do what was asked (e.g. it would overwrite a file); the message says why."""
+
+
+USAGE_ERRORS = (ConfigError, UnsafePathError)
+RUNTIME_ERRORS = (CheckpointError, CommandError, DatasetError, ImageReadError)
+
+
+def reports_errors(command: str, *more: type[Exception]):
+    """Decorator for a command's main(args): expected errors become one stderr line and exit 2
+    (bad settings) or 1 (anything else), and tqdm bars do not swallow the message."""
+
+    def decorate(main):
+        @functools.wraps(main)
+        def wrapper(args):
+            try:
+                return main(args)
+            except USAGE_ERRORS as exc:
+                print(f"taylor-fast {command}: {exc}", file=sys.stderr)
+                return 2
+            except RUNTIME_ERRORS + more as exc:
+                print(f"taylor-fast {command}: {exc}", file=sys.stderr)
+                return 1
+
+        return wrapper
+
+    return decorate
+
+
+def check_tiles(args) -> None:
+    """--tile / --overlap as a usage error (tile 0 means no tiling)."""
+    if args.tile:
+        try:
+            check(args.tile, args.overlap)
+        except ValueError as exc:
+            raise ConfigError(f"--{exc}") from None
+    elif args.tile < 0:
+        raise ConfigError(f"--tile: expected 0 (no tiling) or a positive size, got {args.tile}")

@@ -1,0 +1,91 @@
+"""`taylor-fast eval`: PSNR/SSIM of a checkpoint on a dataset -> OUT/metrics.json and metrics.md.
+
+    taylor-fast eval --checkpoint RUN/last.ckpt --dataset rain100h --root DATA/Rain100H --out RESULTS
+    taylor-fast eval --checkpoint RUN/last.ckpt --out RESULTS        # every set in the config's eval.sets
+    taylor-fast eval ... --orders 0-6     # the same trained F and G unrolled to orders 0..6
+
+--orders with a shared G (the paper's setting) applies the one trained G k times for every k
+asked, also beyond the order it was trained at; with per-order G weights (model.shared false),
+order m uses the first m trained sets, so orders above the trained one are refused. The paper's
+Tables 3 and 4 train one model per order instead (configs/*_o0.yaml ... _o6.yaml).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from ...data import open_dataset
+from .. import model
+from ..config import ConfigError, expand, parse_assignment
+from ..evaluate import evaluate, parse_orders, report, write
+from . import check_tiles, reports_errors
+
+
+def add_arguments(parser):
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a run's last.ckpt")
+    parser.add_argument("--dataset", help="dataset name (default: every entry of the checkpoint's eval.sets)")
+    parser.add_argument("--root", help="dataset folder")
+    parser.add_argument("--split", default="test", help="split for layouts that have several (default test)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset reader option, e.g. --option blur=blur_gamma (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, images/")
+    parser.add_argument("--orders", help="orders to evaluate, e.g. 3, 0-6 or 0,3 (default: the trained order)")
+    parser.add_argument("--channel", choices=("y", "rgb"),
+                        help="y: BT.601 luma (deraining papers); rgb (deblurring); default: the config's eval.channel")
+    parser.add_argument("--crop-border", type=int, help="pixels dropped on each side before the metrics")
+    parser.add_argument("--quantize", action="store_true", help="round outputs to uint8 levels first (MPRNet)")
+    parser.add_argument("--save-images", action="store_true", help="write the restored images to OUT/images/")
+    parser.add_argument("--tile", type=int, default=0, help="run images larger than this in tiles (0: whole)")
+    parser.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable or unpaired images with a warning")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _sets(args, config: dict) -> list[dict]:
+    options = dict(parse_assignment(text) for text in args.option)
+    if args.dataset:
+        return [{"label": None, "dataset": args.dataset, "root": args.root, "split": args.split, "options": options}]
+    if args.root:
+        raise ConfigError("--root needs --dataset (which layout the folder holds)")
+    if not config["eval"]["sets"]:
+        raise ConfigError("give --dataset and --root: the checkpoint's config lists no eval.sets")
+    return [{"root": None, "split": "test", "options": {}, **entry} for entry in config["eval"]["sets"]]
+
+
+def _at_orders(net, orders: list[int]) -> dict:
+    try:
+        return {order: net if order == net.order else model.at_order(net, order) for order in orders}
+    except ValueError as exc:
+        raise ConfigError(f"--orders: {exc}") from None
+
+
+@reports_errors("eval")
+def main(args) -> int:
+    check_tiles(args)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    net, config, progress = model.load(args.checkpoint, device)
+    trained = net.order
+    orders = parse_orders(args.orders) if args.orders else [trained]
+    nets = _at_orders(net, orders)
+    conventions = {"channel": args.channel or config["eval"]["channel"],
+                   "crop_border": config["eval"]["crop_border"] if args.crop_border is None else args.crop_border,
+                   "quantize": args.quantize or config["eval"]["quantize"]}
+    for entry in _sets(args, config):
+        dataset = open_dataset(entry["dataset"], expand(entry["root"]), split=entry["split"], skip_bad=args.skip_bad,
+                               **{k: expand(v) for k, v in entry["options"].items()})
+        out_dir = args.out if entry["label"] is None else args.out / entry["label"]
+        results = evaluate(nets, dataset, **conventions, tile=args.tile or None, overlap=args.overlap,
+                           images_dir=out_dir / "images" if args.save_images else None, bar=not args.no_progress)
+        about = {"checkpoint": str(args.checkpoint), "iteration": progress.get("iteration"),
+                 "model": config["model"]["backbone"], "trained_order": trained, "shared_g": config["model"]["shared"],
+                 "dataset": entry["dataset"], "root": str(expand(entry["root"])), "split": entry["split"],
+                 "tile": args.tile or None}
+        record = report(results, primary=trained if trained in results else orders[-1], about=about, **conventions)
+        write(out_dir, record)
+        summary = ", ".join(f"order {o}: {r['psnr']:.2f} dB / {r['ssim']:.4f}" for o, r in results.items())
+        print(f"{entry['dataset']} ({record['count']} images, {conventions['channel']}): {summary} -> "
+              f"{out_dir / 'metrics.json'}", file=sys.stdout)
+    return 0

@@ -1,0 +1,61 @@
+"""`taylor-fast restore IN -o OUT --checkpoint CKPT`: restore an image file or a folder of them.
+
+Any size: images larger than --tile go through overlapping tiles blended smoothly (tiling.py),
+so memory stays bounded and the output has the input's size. 8- and 16-bit PNG in and out (a
+16-bit PNG gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ...data import read_image, write_image
+from .. import model
+from ..config import ConfigError
+from ..evaluate import restore as restore_image
+from ..restore import PlanError, plan
+from . import check_tiles, reports_errors
+
+
+def add_arguments(parser):
+    parser.add_argument("input", type=Path, metavar="IN", help="an image file or a folder of images")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                        help="output file, or folder (created) for a folder input")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a run's last.ckpt")
+    parser.add_argument("--order", type=int, help="unroll to this order instead of the trained one (see eval --orders)")
+    parser.add_argument("--tile", type=int, default=512, help="tile side for large images (0: whole image; default 512)")
+    parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
+    parser.add_argument("--format", choices=("png", "jpg", "tif", "bmp", "webp"),
+                        help="output format for a folder (default: each input's own)")
+    parser.add_argument("--bits", choices=("same", "8", "16"), default="same",
+                        help="output bits per sample (default: 16 for a 16-bit PNG input, else 8)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--no-progress", action="store_true")
+
+
+@reports_errors("restore", PlanError)
+def main(args) -> int:
+    check_tiles(args)
+    jobs = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
+                overwrite=args.overwrite)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    net, _, _ = model.load(args.checkpoint, device)
+    if args.order is not None and args.order != net.order:
+        try:
+            net = model.at_order(net, args.order)
+        except ValueError as exc:
+            raise ConfigError(f"--order: {exc}") from None
+    if args.input.is_dir():
+        args.output.mkdir(parents=True, exist_ok=True)
+    for job in tqdm(jobs, desc="restore", unit="img", disable=args.no_progress or len(jobs) == 1):
+        image = read_image(job.source)
+        restored = restore_image(net, image, args.tile or None, args.overlap)
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(job.target, restored, bits=job.bits)
+    where = jobs[0].target if len(jobs) == 1 else args.output
+    print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''} -> {where}", file=sys.stdout)
+    return 0

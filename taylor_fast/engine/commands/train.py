@@ -1,0 +1,92 @@
+"""`taylor-fast train`: train a TaylorNet from a YAML recipe and/or flags into a run folder.
+
+    taylor-fast train --config configs/derain/dualgcn_rain100h_o3.yaml --out runs/dcm_h_o3
+    taylor-fast train --backbone tiny --order 3 --dataset paired --root DATA --iters 2000 --out runs/t
+    taylor-fast train --out runs/dcm_h_o3 --resume              # continue a stopped run exactly
+    torchrun --nproc_per_node 4 -m taylor_fast train --config ... --out RUN     # DDP, per-GPU batch
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import checkpoint
+from ..config import ConfigError, parse_assignment, resolve, resume_conflicts
+from ..train import CHECKPOINT, TrainingError, train
+from . import CommandError, reports_errors
+
+# flag -> config key (the flag's value overrides the key)
+_FLAG_KEYS = {
+    "backbone": "model.backbone", "order": "model.order", "backend": "model.backend",
+    "dataset": "data.train.dataset", "root": "data.train.root", "batch_size": "data.train.batch_size",
+    "patch": "data.train.patch", "workers": "data.train.workers", "iters": "train.iters",
+    "epochs": "train.epochs", "seed": "seed", "amp": "train.amp", "checkpoint_every": "train.checkpoint_every",
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--config", type=Path, help="YAML recipe (see configs/); flags override its values")
+    parser.add_argument("--out", type=Path, required=True, help="run folder: last.ckpt, config.yaml, train.log, tb/")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last.ckpt (starts afresh if it has none yet)")
+    parser.add_argument("--backbone", help="mapping network F (taylor_fast.backbones.names())")
+    parser.add_argument("--order", type=int, help="Taylor order n (0 = the plain backbone)")
+    parser.add_argument("--backend", help="Taylor op backend: auto (default), reference, cpu, cuda, triton")
+    parser.add_argument("--dataset", help="training set name (taylor_fast.data.names())")
+    parser.add_argument("--root", help="training set folder")
+    parser.add_argument("--batch-size", type=int, help="patches per process per step (paper: 4)")
+    parser.add_argument("--patch", type=int, help="patch side in pixels (paper: 100)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=int, help="run length in iterations")
+    length.add_argument("--epochs", type=int, help="run length in epochs (paper: 100)")
+    parser.add_argument("--seed", type=int, help="seed of the weights, the data order and the patches")
+    parser.add_argument("--workers", type=int, help="DataLoader worker processes")
+    parser.add_argument("--amp", choices=("auto", "bf16", "off"), help="bf16 autocast of F (auto: on CUDA only)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set train.lr=5e-4 (repeatable)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (the log file still fills)")
+
+
+def overrides(args) -> dict:
+    """{config key: value} from the flags given, in order: named flags, then --set."""
+    out = {key: getattr(args, flag) for flag, key in _FLAG_KEYS.items() if getattr(args, flag) is not None}
+    if args.compile:
+        out["train.compile"] = True
+    out.update(parse_assignment(text) for text in args.set)
+    return out
+
+
+def _config_and_state(args) -> tuple[dict, dict | None]:
+    ckpt = args.out / CHECKPOINT
+    if args.resume and ckpt.exists():
+        if args.config is not None:
+            raise ConfigError("--config with --resume: a run keeps the config it was started with "
+                              f"({args.out / 'config.yaml'}); give changes (e.g. --iters) as flags")
+        state = checkpoint.load(ckpt)
+        config = resolve(None, overrides(args), base=state["config"])
+        conflicts = resume_conflicts(state["config"], config)
+        if conflicts:
+            raise ConfigError("a resumed run cannot change " + "; ".join(conflicts)
+                              + " (start a new run with another --out instead)")
+        return config, state
+    if ckpt.exists():
+        raise CommandError(f"{args.out} already holds a checkpoint ({ckpt}); pass --resume to continue that run, "
+                           "or choose another --out")
+    if args.resume:
+        print(f"train: {args.out} has no checkpoint yet; starting from the beginning", file=sys.stderr)
+    return resolve(args.config, overrides(args)), None
+
+
+@reports_errors("train", TrainingError)
+def main(args) -> int:
+    config, state = _config_and_state(args)
+    summary = train(config, args.out, resume=state, device=args.device, bar=not args.no_progress)
+    if not summary["main"]:
+        return 0
+    rate = summary["trained_iterations"] / max(summary["seconds"], 1e-9)
+    print(f"trained to iteration {summary['iterations']} ({summary['trained_iterations']} in this session, "
+          f"{rate:.2f} it/s); checkpoint {summary['checkpoint']}")
+    return 0

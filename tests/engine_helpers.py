@@ -1,0 +1,103 @@
+"""Helpers for the engine tests: a small rain dataset on disk, and CLI runs in child processes.
+
+Child processes come from a forkserver that imported torch and taylor_fast once, so each run
+starts in milliseconds instead of re-importing torch (seconds on this machine); they are real
+processes all the same, which kill -9 and torch.distributed need.
+"""
+import multiprocessing
+import os
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from taylor_fast.data import add_rain, write_image
+
+_CONTEXT = multiprocessing.get_context("forkserver")
+# torch._dynamo: Adam imports it on first use (seconds); tensorboard: the run logs
+_CONTEXT.set_forkserver_preload(["taylor_fast.cli", "taylor_fast.engine.commands.train", "torch._dynamo",
+                                 "torch.utils.tensorboard", "engine_helpers"])
+
+
+def smooth_image(h, w, seed):
+    """A random smooth colour image (blurred noise), so that models have something to learn."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=gen)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+
+def make_rain_set(root: Path, count=8, size=(40, 48), seed=0) -> Path:
+    """ROOT/input + ROOT/target of `count` light-rain pairs (a `paired` dataset)."""
+    for side in ("input", "target"):
+        (root / side).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        clean = torch.floor(smooth_image(*size, seed + i) * 255 + 0.5) / 255
+        write_image(root / "target" / f"{i:02d}.png", clean)
+        write_image(root / "input" / f"{i:02d}.png", add_rain(clean, "light", seed=[seed, i]))
+    return root
+
+
+def _child(argv, env, stall_on_save):
+    os.environ.update(env)
+    torch.set_num_threads(1)
+    if stall_on_save:
+        _stall_writes(stall_on_save)
+    from taylor_fast import cli
+
+    sys.exit(cli.main(argv))
+
+
+def _stall_writes(marker: str):
+    """Make the 2nd checkpoint write stop halfway: write half the bytes, leave a marker file, hang."""
+    from taylor_fast.engine import atomic
+
+    original, calls = atomic.write_chunks, []
+
+    def half_then_hang(fh, blob):
+        if "last.ckpt" in fh.name:
+            calls.append(1)
+        if len(calls) < 2:
+            return original(fh, blob)
+        fh.write(memoryview(blob)[: len(blob) // 2])
+        fh.flush()
+        Path(marker).write_text("stalled")
+        time.sleep(600)
+
+    atomic.write_chunks = half_then_hang
+
+
+def start_cli(argv, env=None, stall_on_save=None):
+    """taylor-fast ARGV in a child process (started, not waited for)."""
+    process = _CONTEXT.Process(target=_child, args=([str(a) for a in argv], env or {}, stall_on_save))
+    process.start()
+    return process
+
+
+def run_cli(argv, env=None, timeout=300) -> int:
+    process = start_cli(argv, env)
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        raise TimeoutError(f"taylor-fast {' '.join(map(str, argv))} did not finish in {timeout} s")
+    return process.exitcode
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def logged_iterations(text: str) -> list[int]:
+    return [int(m) for m in re.findall(r"^iter (\d+) ", text, flags=re.M)]
+
+
+def max_difference(a: dict, b: dict) -> float:
+    """The largest absolute difference between two state dicts with the same keys."""
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].numel())

@@ -1,0 +1,200 @@
+"""train -> resume -> eval -> restore end to end through the CLI on a small rain set, and the
+commands' error paths (one line on stderr, no traceback)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from engine_helpers import make_rain_set, smooth_image
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio
+
+from taylor_fast import cli
+from taylor_fast.data import read_image, write_image
+from taylor_fast.data.image_io import bit_depth
+from taylor_fast.engine import checkpoint, model
+
+
+def _cli(*argv) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def rain_set(tmp_path_factory):
+    return make_rain_set(tmp_path_factory.mktemp("cli") / "data")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, rain_set):
+    """A run trained 4 iterations from a YAML file plus flags, then resumed to 8."""
+    folder = tmp_path_factory.mktemp("run")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text("model: {hidden: 8, order: 3}\ndata: {train: {dataset: paired, patch: 100}}\n"
+                      "log: {every: 2, images_every: 2}\ntrain: {milestones: [1]}\n")
+    run = folder / "run"
+    assert _cli("train", "--config", recipe, "--root", rain_set, "--patch", 24, "--batch-size", 2, "--iters", 4,
+                "--checkpoint-every", 2, "--out", run, "--no-progress") == 0
+    first = checkpoint.load(run / "last.ckpt")
+    assert _cli("train", "--out", run, "--resume", "--iters", 8, "--no-progress") == 0
+    return run, first
+
+
+def test_train_writes_checkpoint_config_log_and_tensorboard(trained):
+    run, first = trained
+    state = checkpoint.load(run / "last.ckpt")
+    config = state["config"]
+    assert config["data"]["train"]["patch"] == 24 and config["model"]["hidden"] == 8  # flags over the YAML file
+    assert config["train"]["iters"] == 8 and config["train"]["epochs"] is None
+    assert first["progress"]["iteration"] == 4 and state["progress"]["iteration"] == 8
+    # 8 images / batch 2 = 4 iterations per epoch; milestone epoch 1 = iteration 4: lr x0.2 from then on
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.2)
+    assert not torch.equal(state["model"]["derivative.w1"], first["model"]["derivative.w1"])
+    import yaml
+
+    assert yaml.safe_load((run / "config.yaml").read_text()) == config
+    lines = (run / "train.log").read_text().splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("iter ")] == ["2", "4", "6", "8"]
+    assert any(line.startswith("resuming at iteration 4 of 8") for line in lines)
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb")).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6, 8]
+    assert {"train/lr", "train/l1_O", "train/l1_f", "train/it_per_s"} <= set(events.Tags()["scalars"])
+    assert len(events.Images("train/input|f|O|target")) == 4
+
+
+def test_train_refuses_to_overwrite_a_run(trained, rain_set, capsys):
+    run, _ = trained
+    assert _cli("train", "--root", rain_set, "--out", run, "--iters", 1, "--no-progress") == 1
+    assert "already holds a checkpoint" in capsys.readouterr().err
+
+
+def test_eval_metrics_at_several_orders(trained, rain_set, tmp_path):
+    run, _ = trained
+    out = tmp_path / "eval"
+    assert _cli("eval", "--checkpoint", run / "last.ckpt", "--dataset", "paired", "--root", rain_set, "--out", out,
+                "--orders", "0,3,5", "--channel", "rgb", "--save-images", "--no-progress") == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["count"] == 8 and len(record["per_image"]) == 8 and record["order"] == 3
+    assert set(record["orders"]) == {"0", "3", "5"}
+    assert record["conventions"]["channel"] == "rgb" and record["conventions"]["crop_border"] == 0
+    assert record["psnr"] == pytest.approx(np.mean([r["psnr"] for r in record["per_image"]]))
+    # independent check of one image: the model's own output, scored by scikit-image
+    net, _, _ = model.load(run / "last.ckpt")
+    with torch.no_grad():
+        restored = net(read_image(rain_set / "input" / "03.png")[None])[0].clamp(0, 1)
+    target = read_image(rain_set / "target" / "03.png")
+    expected = peak_signal_noise_ratio(target.permute(1, 2, 0).numpy().astype(np.float64),
+                                       restored.permute(1, 2, 0).numpy().astype(np.float64), data_range=1.0)
+    assert record["per_image"][3]["name"] == "03"
+    assert record["per_image"][3]["psnr"] == pytest.approx(expected, abs=1e-4)
+    assert len(list((out / "images" / "order0").glob("*.png"))) == 8
+    table = (out / "metrics.md").read_text()
+    assert "| 3 (trained) |" in table and "| 03 |" in table
+
+
+def test_eval_defaults_to_the_configs_convention(trained, rain_set, tmp_path):
+    run, _ = trained
+    assert _cli("eval", "--checkpoint", run / "last.ckpt", "--dataset", "paired", "--root", rain_set,
+                "--out", tmp_path, "--no-progress") == 0
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["conventions"]["channel"] == "y" and "orders" not in record  # derain default, one order
+
+
+def test_restore_folder_odd_sizes_bit_depths_and_formats(trained, tmp_path):
+    run, _ = trained
+    ckpt = run / "last.ckpt"
+    images = tmp_path / "in"
+    images.mkdir()
+    odd = smooth_image(37, 53, seed=5)
+    write_image(images / "odd.png", odd)
+    write_image(images / "deep.png", smooth_image(29, 31, seed=6), bits=16)
+    Image.fromarray((smooth_image(30, 41, seed=7).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+        images / "photo.jpg", quality=95)
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+
+    assert _cli("restore", images, "-o", tmp_path / "out", "--checkpoint", ckpt, "--tile", 24, "--overlap", 20,
+                "--no-progress") == 0
+    outputs = {p.name: p for p in (tmp_path / "out").iterdir()}
+    assert set(outputs) == {"odd.png", "deep.png", "photo.jpg"}
+    assert read_image(outputs["odd.png"]).shape == (3, 37, 53)
+    assert bit_depth(outputs["deep.png"]) == 16 and bit_depth(outputs["odd.png"]) == 8
+    assert Image.open(outputs["photo.jpg"]).format == "JPEG"
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before  # inputs untouched
+
+    # tiles (reach of tiny = 5 pixels = a quarter of the overlap) give the whole-image result
+    assert _cli("restore", images / "odd.png", "-o", tmp_path / "whole.png", "--checkpoint", ckpt, "--tile", 0) == 0
+    assert torch.allclose(read_image(outputs["odd.png"]), read_image(tmp_path / "whole.png"), atol=1.01 / 255)
+
+
+def test_restore_never_overwrites(trained, tmp_path, capsys):
+    run, _ = trained
+    image = tmp_path / "a.png"
+    write_image(image, smooth_image(20, 20, seed=1))
+    original = image.read_bytes()
+    for argv in (["-o", image], ["-o", tmp_path, "--overwrite"], ["-o", tmp_path / "b.jpg", "--bits", "16"]):
+        assert _cli("restore", image, "--checkpoint", run / "last.ckpt", *argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("never overwrites its inputs") == 2 and "only PNG holds 16 bits" in err
+    assert image.read_bytes() == original
+    assert _cli("restore", image, "-o", tmp_path / "b.png", "--checkpoint", run / "last.ckpt") == 0
+    assert _cli("restore", image, "-o", tmp_path / "b.png", "--checkpoint", run / "last.ckpt") == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, code, argv, fragment):
+    assert _cli(*argv) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0] and fragment in err[0], err
+
+
+def test_error_paths_are_one_line(trained, rain_set, tmp_path, capsys):
+    run, _ = trained
+    ckpt = run / "last.ckpt"
+    missing = tmp_path / "missing"
+    _one_line_error(capsys, 1, ["eval", "--checkpoint", missing / "x.ckpt", "--dataset", "paired", "--root", rain_set,
+                                "--out", tmp_path / "e"], "does not exist")
+    _one_line_error(capsys, 1, ["eval", "--checkpoint", ckpt, "--dataset", "paired", "--root", missing,
+                                "--out", tmp_path / "e"], f"root folder {missing} does not exist")
+    _one_line_error(capsys, 2, ["eval", "--checkpoint", ckpt, "--out", tmp_path / "e"], "give --dataset and --root")
+    _one_line_error(capsys, 2, ["eval", "--checkpoint", ckpt, "--dataset", "paired", "--root", rain_set,
+                                "--out", tmp_path / "e", "--orders", "3-x"], "--orders")
+    _one_line_error(capsys, 1, ["restore", rain_set / "input", "-o", tmp_path / "r", "--checkpoint", missing / "c"],
+                    "does not exist")
+    _one_line_error(capsys, 1, ["restore", missing, "-o", tmp_path / "r", "--checkpoint", ckpt], "does not exist")
+    _one_line_error(capsys, 1, ["train", "--root", missing, "--out", tmp_path / "t1", "--no-progress"],
+                    "does not exist")
+    _one_line_error(capsys, 2, ["train", "--root", rain_set, "--backbone", "nope", "--out", tmp_path / "t2"],
+                    "unknown backbone 'nope'")
+    _one_line_error(capsys, 2, ["train", "--root", rain_set, "--set", "train.lr=-1", "--out", tmp_path / "t3"],
+                    "train.lr: expected a positive value")
+    _one_line_error(capsys, 2, ["train", "--out", run, "--resume", "--order", "2"], "model.order: 3 -> 2")
+    recipe = tmp_path / "escape.yaml"
+    recipe.write_text("paths: {log: ../../outside.log}\n")
+    _one_line_error(capsys, 2, ["train", "--config", recipe, "--root", rain_set, "--out", tmp_path / "t4"],
+                    "would leave the run folder")
+    _one_line_error(capsys, 2, ["train", "--config", recipe, "--out", run, "--resume"], "--config with --resume")
+    _one_line_error(capsys, 2, ["train", "--root", rain_set, "--batch-size", 16, "--out", tmp_path / "t5"],
+                    "data.train.batch_size: 16 is more than the 8 patches")
+    assert not (tmp_path.parent / "outside.log").exists()
+
+
+def test_per_order_g_cannot_be_unrolled_beyond_its_orders(rain_set, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _cli("train", "--root", rain_set, "--out", run, "--order", 2, "--set", "model.shared=false",
+                "--set", "model.hidden=4", "--patch", 16, "--iters", 1, "--no-progress") == 0
+    base = ["eval", "--checkpoint", run / "last.ckpt", "--dataset", "paired", "--root", rain_set, "--out", tmp_path / "e",
+            "--no-progress"]
+    assert _cli(*base, "--orders", "0-2") == 0
+    capsys.readouterr()
+    _one_line_error(capsys, 2, [*base, "--orders", "0-3"], "order 3 has no trained weights")
+
+
+def test_bf16_autocast_training_runs(rain_set, tmp_path):
+    run = tmp_path / "run"
+    assert _cli("train", "--root", rain_set, "--out", run, "--amp", "bf16", "--set", "model.hidden=4", "--patch", 16,
+                "--iters", 2, "--no-progress") == 0
+    state = checkpoint.load(run / "last.ckpt")
+    assert state["model"]["mapping.body.0.weight"].dtype == torch.float32  # autocast keeps float32 weights
+    assert "bf16 autocast" in (run / "train.log").read_text()
