@@ -32,9 +32,9 @@ TEST_PHOTOS = ("astronaut", "coffee")
 def add_arguments(parser):
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for data, runs and demo.png")
     parser.add_argument("--iters", type=int, default=1000, help="training iterations per model (default 1000)")
-    parser.add_argument("--time-budget", type=float, default=150.0,
+    parser.add_argument("--time-budget", type=float, default=120.0,
                         help="seconds of training for both models together; fewer iterations are run (the "
-                             "same for both) when a timing of the first steps says --iters would not fit (default 150)")
+                             "same for both) when a timing of the first steps says --iters would not fit (default 120)")
     parser.add_argument("--size", type=int, default=256, help="longer side of the photographs (default 256)")
     parser.add_argument("--patch", type=int, default=64, help="training patch side (default 64)")
     parser.add_argument("--preset", choices=("light", "heavy"), default="heavy", help="rain style (default heavy)")

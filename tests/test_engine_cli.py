@@ -35,7 +35,9 @@ def trained(tmp_path_factory, rain_set):
     assert _cli("train", "--config", recipe, "--root", rain_set, "--patch", 24, "--batch-size", 2, "--iters", 4,
                 "--checkpoint-every", 2, "--out", run, "--no-progress") == 0
     first = checkpoint.load(run / "last.ckpt")
-    assert _cli("train", "--out", run, "--resume", "--iters", 8, "--no-progress") == 0
+    # the same command line (config file and flags) with --resume continues the run
+    assert _cli("train", "--config", recipe, "--root", rain_set, "--patch", 24, "--batch-size", 2, "--iters", 8,
+                "--checkpoint-every", 2, "--out", run, "--no-progress", "--resume") == 0
     return run, first
 
 
@@ -174,7 +176,9 @@ def test_error_paths_are_one_line(trained, rain_set, tmp_path, capsys):
     recipe.write_text("paths: {log: ../../outside.log}\n")
     _one_line_error(capsys, 2, ["train", "--config", recipe, "--root", rain_set, "--out", tmp_path / "t4"],
                     "would leave the run folder")
-    _one_line_error(capsys, 2, ["train", "--config", recipe, "--out", run, "--resume"], "--config with --resume")
+    other = tmp_path / "other.yaml"
+    other.write_text("model: {hidden: 8, order: 2}\n")
+    _one_line_error(capsys, 2, ["train", "--config", other, "--out", run, "--resume"], "model.order: 3 -> 2")
     _one_line_error(capsys, 2, ["train", "--root", rain_set, "--batch-size", 16, "--out", tmp_path / "t5"],
                     "data.train.batch_size: 16 is more than the 8 patches")
     assert not (tmp_path.parent / "outside.log").exists()

@@ -62,11 +62,9 @@ def overrides(args) -> dict:
 def _config_and_state(args) -> tuple[dict, dict | None]:
     ckpt = args.out / CHECKPOINT
     if args.resume and ckpt.exists():
-        if args.config is not None:
-            raise ConfigError("--config with --resume: a run keeps the config it was started with "
-                              f"({args.out / 'config.yaml'}); give changes (e.g. --iters) as flags")
         state = checkpoint.load(ckpt)
-        config = resolve(None, overrides(args), base=state["config"])
+        # the saved config, or the one --config describes (so the same command line restarts a run)
+        config = resolve(args.config, overrides(args), base=None if args.config else state["config"])
         conflicts = resume_conflicts(state["config"], config)
         if conflicts:
             raise ConfigError("a resumed run cannot change " + "; ".join(conflicts)
