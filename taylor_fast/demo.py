@@ -20,7 +20,7 @@ import torch
 
 from . import _dispatch, cli, metrics, ops, taylor_loss
 from ._validation import check_expand
-from .data import BUNDLED_PHOTOS, open_dataset
+from .data import BUNDLED_PHOTOS, TrainingPatches, open_dataset
 from .engine import config as engine_config
 from .engine import model
 from .engine.evaluate import evaluate, restore
@@ -82,12 +82,13 @@ def _train(order: int, train_root: Path, out: Path, args) -> dict:
     return {**summary, "run": run}
 
 
-def _affordable(args) -> int:
-    """--iters, or fewer when a few timed training steps of both models say it would overrun
-    --time-budget (a slow or busy machine)."""
+def _affordable(args, train_root: Path) -> int:
+    """--iters, or fewer when timed training steps of both models (and the reading of their
+    batches) say it would overrun --time-budget (a slow or busy machine)."""
+    patches = TrainingPatches(open_dataset("paired", train_root), patch=args.patch, seed=args.seed)
+    per_iteration = 2 * _time(lambda: [patches[i % len(patches)] for i in range(4)], repeats=3, at_least=0.5)
     gen = torch.Generator().manual_seed(args.seed)
     y, x = (torch.rand(4, 3, args.patch, args.patch, generator=gen) for _ in range(2))
-    per_iteration = 0.0
     for order in (0, 3):
         net = model.build({**engine_config.DEFAULTS["model"], "order": order})
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -99,7 +100,7 @@ def _affordable(args) -> int:
             loss.backward()
             optimizer.step()
 
-        per_iteration += _time(step, repeats=3)
+        per_iteration += _time(step, repeats=3, at_least=1.0)
     affordable = int(args.time_budget / per_iteration)
     if affordable >= args.iters:
         return args.iters
@@ -109,12 +110,14 @@ def _affordable(args) -> int:
     return iters
 
 
-def _time(fn, repeats: int) -> float:
+def _time(fn, repeats: int, at_least: float = 0.0) -> float:
+    """Mean seconds per call over `repeats` calls, or more until `at_least` seconds have passed."""
     fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
+    start, calls = time.perf_counter(), 0
+    while calls < repeats or time.perf_counter() - start < at_least:
         fn()
-    return (time.perf_counter() - start) / repeats
+        calls += 1
+    return (time.perf_counter() - start) / calls
 
 
 def _speed(checkpoint: Path, size: int) -> dict:
@@ -174,7 +177,7 @@ def main(args) -> int:
     print(f"synthesising {args.preset} rain on the {len(BUNDLED_PHOTOS)} bundled photos "
           f"(longer side {args.size}); test photos: {', '.join(TEST_PHOTOS)}")
     train_root, test_root = _synthesise(out, args)
-    args.iters = _affordable(args)
+    args.iters = _affordable(args, train_root)
     runs = {order: _train(order, train_root, out, args) for order in (0, 3)}
 
     test = open_dataset("paired", test_root)

@@ -125,7 +125,8 @@ class Training:
         start_iteration, started = self.iteration, time.perf_counter()
         window = torch.zeros(3, dtype=torch.float64)  # summed loss, L1(O, x), L1(f, x) since the last log
         try:
-            log.message(self._describe())
+            log.message(self._describe() if self.iteration < self.total else
+                        f"nothing to do: the run is at iteration {self.iteration} of {self.total}")
             while self.iteration < self.total:
                 epoch, done = divmod(self.iteration, self.per_epoch)
                 self.patches.set_epoch(epoch)
