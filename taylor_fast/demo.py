@@ -3,7 +3,8 @@
 1. synthesises a rain set from the photographs bundled with scikit-image (`taylor-fast synth`),
    holding two photographs out for testing;
 2. trains the tiny backbone at order 0 (the plain network) and at order 3 (TaylorNet, fused
-   backend when built) with the same budget, seed and data (`taylor-fast train`);
+   backend when built) with the training engine, one step of each in turn: the same iterations,
+   seed, data and initial F, and both stop together if the machine is too slow for the budget;
 3. evaluates both on the held-out photographs (Y-channel PSNR/SSIM, the deraining convention);
 4. times the order-3 Taylor expansion (forward + backward) on the fused backend and on the
    pure-PyTorch reference, on this machine, now;
@@ -17,14 +18,15 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from . import _dispatch, cli, metrics, ops, taylor_loss
+from . import _dispatch, cli, metrics, ops
 from ._validation import check_expand
-from .data import BUNDLED_PHOTOS, TrainingPatches, open_dataset
+from .data import BUNDLED_PHOTOS, open_dataset
 from .engine import config as engine_config
-from .engine import model
+from .engine import distributed, model
 from .engine.evaluate import evaluate, restore
-from .engine.train import CHECKPOINT, train
+from .engine.train import CHECKPOINT, Training, prepare_run
 
 TEST_PHOTOS = ("astronaut", "coffee")
 
@@ -32,9 +34,9 @@ TEST_PHOTOS = ("astronaut", "coffee")
 def add_arguments(parser):
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for data, runs and demo.png")
     parser.add_argument("--iters", type=int, default=1000, help="training iterations per model (default 1000)")
-    parser.add_argument("--time-budget", type=float, default=120.0,
-                        help="seconds of training for both models together; fewer iterations are run (the "
-                             "same for both) when a timing of the first steps says --iters would not fit (default 120)")
+    parser.add_argument("--time-budget", type=float, default=150.0,
+                        help="seconds of training for both models together: past it, both stop at the same "
+                             "iteration (default 150)")
     parser.add_argument("--size", type=int, default=256, help="longer side of the photographs (default 256)")
     parser.add_argument("--patch", type=int, default=64, help="training patch side (default 64)")
     parser.add_argument("--preset", choices=("light", "heavy"), default="heavy", help="rain style (default heavy)")
@@ -64,60 +66,66 @@ def _synthesise(out: Path, args) -> tuple[Path, Path]:
     return roots["train"], roots["test"]
 
 
-def _train(order: int, train_root: Path, out: Path, args) -> dict:
-    run = out / "runs" / f"order{order}"
-    shutil.rmtree(run, ignore_errors=True)  # the demo's own run folder: start afresh every time
+def _config(order: int, train_root: Path, args) -> dict:
     repeat, batch = 2, 4
     per_epoch = len(list((train_root / "input").iterdir())) * repeat // batch
     # the lr drops (x0.2) at 60% and 85% of the run, as the paper's 30/50/80 of 100 epochs do late in training
     milestones = sorted({max(1, round(args.iters * share / per_epoch)) for share in (0.6, 0.85)})
-    config = engine_config.resolve(overrides={
+    return engine_config.resolve(overrides={
         "name": f"demo-order{order}", "seed": args.seed, "model.backbone": "tiny", "model.order": order,
         "data.train.dataset": "paired", "data.train.root": str(train_root), "data.train.patch": args.patch,
         "data.train.repeat": repeat, "data.train.batch_size": batch, "train.iters": args.iters,
         "train.milestones": milestones, "train.checkpoint_every": args.iters, "log.images_every": max(1, args.iters // 4),
     })
-    print(f"\n== training tiny at order {order} ({args.iters} iterations, patch {args.patch}, batch 4) ==")
-    summary = train(config, run, device="auto", bar=not args.no_progress)
-    return {**summary, "run": run}
 
 
-def _affordable(args, train_root: Path) -> int:
-    """--iters, or fewer when timed training steps of both models (and the reading of their
-    batches) say it would overrun --time-budget (a slow or busy machine)."""
-    patches = TrainingPatches(open_dataset("paired", train_root), patch=args.patch, seed=args.seed)
-    per_iteration = 2 * _time(lambda: [patches[i % len(patches)] for i in range(4)], repeats=3, at_least=0.5)
-    gen = torch.Generator().manual_seed(args.seed)
-    y, x = (torch.rand(4, 3, args.patch, args.patch, generator=gen) for _ in range(2))
+def _train_side_by_side(train_root: Path, out: Path, args) -> dict:
+    """Train order 0 and order 3 one step each in turn (same seed, data and initial F), so that
+    both reach the same iteration however busy the machine is; both stop at the same iteration
+    once --time-budget seconds have passed. Returns {order: {"run", "iterations", "seconds"}}."""
+    processes = distributed.start("auto")
+    trainings, logs, steps = {}, {}, {}
     for order in (0, 3):
-        net = model.build({**engine_config.DEFAULTS["model"], "order": order})
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        run = out / "runs" / f"order{order}"
+        shutil.rmtree(run, ignore_errors=True)  # the demo's own run folder: start afresh every time
+        config = _config(order, train_root, args)
+        prepare_run(run, config, processes)
+        trainings[order] = Training(config, run, processes, None, bar=False)
+        logs[order] = trainings[order].open_log()
+        steps[order] = trainings[order].iterate(logs[order])
+    seconds = dict.fromkeys(trainings, 0.0)
+    deadline = time.perf_counter() + args.time_budget
+    bar = tqdm(total=args.iters, desc="order 0 + order 3", unit="it", disable=args.no_progress)
+    try:
+        for _ in range(args.iters):
+            for order, stepper in steps.items():
+                start = time.perf_counter()
+                next(stepper)
+                seconds[order] += time.perf_counter() - start
+            bar.update()
+            if time.perf_counter() > deadline:
+                break
+    finally:
+        bar.close()
+        for order, training in trainings.items():
+            steps[order].close()
+            if training.iteration < training.total:
+                training.save()  # stopped early: keep the state reached (resumable with train --resume)
+            logs[order].close()
+    done = trainings[3].iteration
+    if done < args.iters:
+        print(f"stopped both runs at iteration {done} of {args.iters} after --time-budget {args.time_budget:g} s "
+              f"(a slow or busy machine); `taylor-fast train --out {out / 'runs' / 'order3'} --resume` continues one")
+    return {order: {"run": t.folder, "iterations": t.iteration, "seconds": seconds[order]}
+            for order, t in trainings.items()}
 
-        def step():
-            out, f = net.forward_terms(y)
-            loss = taylor_loss(out, f, x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
 
-        per_iteration += _time(step, repeats=3, at_least=1.0)
-    affordable = int(args.time_budget / per_iteration)
-    if affordable >= args.iters:
-        return args.iters
-    iters = max(20, affordable)
-    print(f"this machine runs {1 / per_iteration:.2f} iterations of both models per second now: training "
-          f"{iters} iterations per model instead of {args.iters} to stay within --time-budget {args.time_budget:g} s")
-    return iters
-
-
-def _time(fn, repeats: int, at_least: float = 0.0) -> float:
-    """Mean seconds per call over `repeats` calls, or more until `at_least` seconds have passed."""
+def _time(fn, repeats: int) -> float:
     fn()  # warm-up
-    start, calls = time.perf_counter(), 0
-    while calls < repeats or time.perf_counter() - start < at_least:
+    start = time.perf_counter()
+    for _ in range(repeats):
         fn()
-        calls += 1
-    return (time.perf_counter() - start) / calls
+    return (time.perf_counter() - start) / repeats
 
 
 def _speed(checkpoint: Path, size: int) -> dict:
@@ -177,8 +185,9 @@ def main(args) -> int:
     print(f"synthesising {args.preset} rain on the {len(BUNDLED_PHOTOS)} bundled photos "
           f"(longer side {args.size}); test photos: {', '.join(TEST_PHOTOS)}")
     train_root, test_root = _synthesise(out, args)
-    args.iters = _affordable(args, train_root)
-    runs = {order: _train(order, train_root, out, args) for order in (0, 3)}
+    print(f"\ntraining tiny at order 0 and at order 3 side by side: {args.iters} iterations, patch {args.patch}, "
+          f"batch 4 (logs and TensorBoard in {out / 'runs'})")
+    runs = _train_side_by_side(train_root, out, args)
 
     test = open_dataset("paired", test_root)
     nets = {order: model.load(run["run"] / CHECKPOINT)[0] for order, run in runs.items()}
@@ -190,7 +199,7 @@ def main(args) -> int:
     for order, name in ((0, "order 0 (tiny alone)"), (3, "order 3 (tiny + Taylor G)")):
         run = runs[order]
         table.append((name, results[order]["psnr"], results[order]["ssim"], run["seconds"],
-                      run["trained_iterations"] / run["seconds"]))
+                      run["iterations"] / run["seconds"]))
     speed = _speed(runs[3]["run"] / CHECKPOINT, args.size)
 
     figure = out / "demo.png"
@@ -208,7 +217,7 @@ def main(args) -> int:
     _figure(rows, labels, figure)
 
     print(f"\n== results on {len(test)} held-out rainy images ({', '.join(TEST_PHOTOS)}), "
-          f"{args.iters} iterations each, same seed and data ==")
+          f"{runs[3]['iterations']} iterations each, same seed and data ==")
     print(_table(table))
     times = speed["times"]
     print(f"\norder-3 Taylor expansion, forward + backward, 1x3x{speed['size']}x{speed['size']}, this machine now:")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -116,37 +117,46 @@ class Training:
         self.iteration = progress["iteration"]
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> dict:
-        paths = self.config["paths"]
-        main = self.processes.main
-        log = TrainLog(inside(self.folder, paths["log"], "paths.log") if main else None,
-                       inside(self.folder, paths["tensorboard"], "paths.tensorboard") if main else None,
-                       self.total, self.iteration, self.bar, main)
-        start_iteration, started = self.iteration, time.perf_counter()
+    def open_log(self) -> TrainLog:
+        paths, main = self.config["paths"], self.processes.main
+        return TrainLog(inside(self.folder, paths["log"], "paths.log") if main else None,
+                        inside(self.folder, paths["tensorboard"], "paths.tensorboard") if main else None,
+                        self.total, self.iteration, self.bar, main)
+
+    def iterate(self, log: TrainLog) -> Iterator[int]:
+        """Train to the end, yielding the iteration reached after every step (checkpoints are
+        saved on schedule and at the end; a caller may stop early and call save() itself)."""
+        log.message(self._describe() if self.iteration < self.total else
+                    f"nothing to do: the run is at iteration {self.iteration} of {self.total}")
         window = torch.zeros(3, dtype=torch.float64)  # summed loss, L1(O, x), L1(f, x) since the last log
+        while self.iteration < self.total:
+            epoch, done = divmod(self.iteration, self.per_epoch)
+            self.patches.set_epoch(epoch)
+            self.sampler.set_epoch(epoch, start=done * self.batch)
+            for batch in self.loader:
+                window += self._step(batch, log)
+                log.advance()
+                self._report(window, log)
+                if self.iteration % self.config["train"]["checkpoint_every"] == 0 or self.iteration == self.total:
+                    self._finite(window)  # never save a diverged state over the last good one
+                    self.save()
+                if self.iteration % self.config["log"]["every"] == 0:
+                    window.zero_()
+                yield self.iteration
+                if self.iteration >= self.total:
+                    break
+
+    def run(self) -> dict:
+        log = self.open_log()
+        start_iteration, started = self.iteration, time.perf_counter()
         try:
-            log.message(self._describe() if self.iteration < self.total else
-                        f"nothing to do: the run is at iteration {self.iteration} of {self.total}")
-            while self.iteration < self.total:
-                epoch, done = divmod(self.iteration, self.per_epoch)
-                self.patches.set_epoch(epoch)
-                self.sampler.set_epoch(epoch, start=done * self.batch)
-                for batch in self.loader:
-                    window += self._step(batch, log)
-                    log.advance()
-                    self._report(window, log)
-                    if self.iteration % self.config["train"]["checkpoint_every"] == 0 or self.iteration == self.total:
-                        self._finite(window)  # never save a diverged state over the last good one
-                        self.save()
-                    if self.iteration % self.config["log"]["every"] == 0:
-                        window.zero_()
-                    if self.iteration >= self.total:
-                        break
+            for _ in self.iterate(log):
+                pass
         finally:
             log.close()
-        seconds = time.perf_counter() - started
-        return {"main": main, "iterations": self.iteration, "trained_iterations": self.iteration - start_iteration,
-                "seconds": seconds, "checkpoint": str(self.folder / CHECKPOINT)}
+        return {"main": self.processes.main, "iterations": self.iteration,
+                "trained_iterations": self.iteration - start_iteration, "seconds": time.perf_counter() - started,
+                "checkpoint": str(self.folder / CHECKPOINT)}
 
     def _step(self, batch: dict, log: TrainLog) -> torch.Tensor:
         device = self.processes.device
