@@ -179,7 +179,9 @@ def test_error_paths_are_one_line(trained, rain_set, tmp_path, capsys):
     other = tmp_path / "other.yaml"
     other.write_text("model: {hidden: 8, order: 2}\n")
     _one_line_error(capsys, 2, ["train", "--config", other, "--out", run, "--resume"], "model.order: 3 -> 2")
-    _one_line_error(capsys, 2, ["train", "--root", rain_set, "--batch-size", 16, "--out", tmp_path / "t5"],
+    _one_line_error(capsys, 2, ["train", "--root", rain_set, "--patch", 41, "--out", tmp_path / "t6"],
+                    "data.train.patch: 41 is larger than")
+    _one_line_error(capsys, 2, ["train", "--root", rain_set, "--patch", 16, "--batch-size", 16, "--out", tmp_path / "t5"],
                     "data.train.batch_size: 16 is more than the 8 patches")
     assert not (tmp_path.parent / "outside.log").exists()
 

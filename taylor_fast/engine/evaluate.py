@@ -32,10 +32,12 @@ def parse_orders(text: str) -> list[int]:
 
 
 @torch.no_grad()
-def restore(net: TaylorNet, image: torch.Tensor, tile: int | None = None, overlap: int = 32) -> torch.Tensor:
-    """The model's output for a (3, H, W) image in [0, 1], clamped to [0, 1]."""
+def restore(net: TaylorNet, image: torch.Tensor, tile: int | None = None, overlap: int = 32,
+            progress=None) -> torch.Tensor:
+    """The model's output for a (3, H, W) image in [0, 1], clamped to [0, 1] (progress(n) is
+    called as tiles finish)."""
     device = next(net.parameters()).device
-    return tiled(net, image[None].to(device), tile, overlap)[0].clamp(0, 1).cpu()
+    return tiled(net, image[None].to(device), tile, overlap, progress=progress)[0].clamp(0, 1).cpu()
 
 
 def evaluate(nets: dict[int, TaylorNet], dataset, *, channel: str, crop_border: int = 0, quantize: bool = False,

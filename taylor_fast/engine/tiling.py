@@ -51,10 +51,14 @@ def tiled(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, ti
           overlap: int = 32, batch: int = 4, progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """model(image) for an (N, C, H, W) image, computed tile by tile when H or W exceeds `tile`
     (tile None: in one piece). Tiles go through the model `batch` at a time; the output has the
-    input's size and dtype, accumulated in float32 on the input's device."""
+    input's size and dtype, accumulated in float32 on the input's device. progress(n) is called
+    as n more windows (count() in all) are done."""
     n, _, height, width = image.shape
     if tile is None or (height <= tile and width <= tile):
-        return model(image)
+        out = model(image)
+        if progress is not None:
+            progress(1)
+        return out
     check(tile, overlap)
     windows = [(top, left, min(tile, height), min(tile, width))
                for top in starts(height, tile, overlap) for left in starts(width, tile, overlap)]

@@ -51,6 +51,15 @@ class TermsForward(nn.Module):
         return self.net.expand(f, y), f
 
 
+def _check_patch(images, patch: int) -> None:
+    """Every training image must hold a patch (checked from the file headers, before training)."""
+    for pair in images.pairs:
+        height, width = pair.input.size()
+        if height < patch or width < patch:
+            raise ConfigError(f"data.train.patch: {patch} is larger than {pair.input.describe()} "
+                              f"({height}x{width} HxW); lower the patch size")
+
+
 def _use_amp(setting: str, device: torch.device) -> bool:
     return setting == "bf16" or (setting == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
 
@@ -72,6 +81,7 @@ class Training:
 
         images = open_dataset(data["dataset"], expand(data["root"]), split=data["split"], skip_bad=data["skip_bad"],
                               **{k: expand(v) for k, v in data["options"].items()})
+        _check_patch(images, data["patch"])
         self.patches = TrainingPatches(Repeated(images, data["repeat"]), patch=data["patch"], seed=seed,
                                        flips=data["flips"], rotations=data["rotations"])
         self.sampler = EpochSampler(len(self.patches), seed, processes.rank, processes.world)

@@ -13,10 +13,12 @@ import torch
 from tqdm import tqdm
 
 from ...data import read_image, write_image
+from ...data.image_io import image_size
 from .. import model
 from ..config import ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
+from ..tiling import count
 from . import check_tiles, reports_errors
 
 
@@ -34,7 +36,7 @@ def add_arguments(parser):
                         help="output bits per sample (default: 16 for a 16-bit PNG input, else 8)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (over the tiles of all images)")
 
 
 @reports_errors("restore", PlanError)
@@ -51,11 +53,15 @@ def main(args) -> int:
             raise ConfigError(f"--order: {exc}") from None
     if args.input.is_dir():
         args.output.mkdir(parents=True, exist_ok=True)
-    for job in tqdm(jobs, desc="restore", unit="img", disable=args.no_progress or len(jobs) == 1):
-        image = read_image(job.source)
-        restored = restore_image(net, image, args.tile or None, args.overlap)
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(job.target, restored, bits=job.bits)
+    # one bar over the tiles of all images: a folder advances image by image, a large image tile by tile
+    tiles = sum(count(*image_size(job.source), args.tile or None, args.overlap) for job in jobs)
+    with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles == 1) as bar:
+        for job in jobs:
+            bar.set_postfix_str(job.source.name, refresh=False)
+            image = read_image(job.source)
+            restored = restore_image(net, image, args.tile or None, args.overlap, progress=bar.update)
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            write_image(job.target, restored, bits=job.bits)
     where = jobs[0].target if len(jobs) == 1 else args.output
     print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''} -> {where}", file=sys.stdout)
     return 0
