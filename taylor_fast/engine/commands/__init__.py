@@ -48,5 +48,3 @@ def check_tiles(args) -> None:
             check(args.tile, args.overlap)
         except ValueError as exc:
             raise ConfigError(f"--{exc}") from None
-    elif args.tile < 0:
-        raise ConfigError(f"--tile: expected 0 (no tiling) or a positive size, got {args.tile}")
