@@ -73,6 +73,16 @@ StepGeometry check_step_args(const at::Tensor& g, const at::Tensor& y, const at:
   return check_weights(g, w1, b1, w2, b2, 1, false);
 }
 
+StepGeometry check_step_backward_args(const at::Tensor& grad_g_next, const at::Tensor& g, const at::Tensor& y,
+                                      const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
+                                      const at::Tensor& b2, int64_t k) {
+  TORCH_CHECK(k >= 0, "taylor_fast: k must be >= 0, got ", k);
+  check_image(g, "g", g, "g");
+  check_image(y, "y", g, "g");
+  check_image(grad_g_next, "grad_g_next", g, "g");
+  return check_weights(g, w1, b1, w2, b2, 1, false);
+}
+
 void check_expand_backward_args(const at::Tensor& grad_out, const at::Tensor& f,
                                 const at::Tensor& gs, int64_t order) {
   check_image(grad_out, "grad_out", f, "f");

@@ -1,0 +1,175 @@
+#include "cpu/order_launch.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
+
+#include <algorithm>
+
+#include "step_math.h"
+
+namespace taylor_fast::cpu {
+
+namespace {
+
+int64_t ceil_to(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Wide tiles keep the two halo columns of every row cheap; 32 rows keep the two halo rows
+// cheap; tiles shrink in height until every thread gets several of them.
+constexpr int64_t kTileWidth = 128, kTileHeight = 32, kMinTileHeight = 8, kTilesPerThread = 4;
+
+}  // namespace
+
+template <typename T>
+Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels) {
+  Tiling t;
+  t.N = geo.N;
+  t.C = geo.C;
+  t.H = geo.H;
+  t.W = geo.W;
+  t.hidden = geo.hidden;
+  const int64_t q = kernels.column_quantum;
+  t.tile_w = std::min(ceil_to(std::max<int64_t>(geo.W, 1), q), ceil_to(kTileWidth, q));
+  t.tile_h = std::clamp<int64_t>(geo.H, 1, kTileHeight);
+  while (t.count() < kTilesPerThread * at::get_num_threads() && t.tile_h > kMinTileHeight)
+    t.tile_h = (t.tile_h + 1) / 2;
+  return t;
+}
+
+template <typename T>
+PaddedImages<T> padded_images(const Tiling& t, const TileKernels<T>& kernels, const at::TensorOptions& options) {
+  const PlaneGeometry g = plane_geometry(t, kernels.vector_width);
+  const at::Tensor storage = at::zeros({t.N, t.C, g.rows, g.row}, options);
+  const int64_t plane = g.rows * g.row, batch = t.C * plane, origin = 2 * g.row + g.pad_left;
+  PaddedImages<T> p;
+  p.storage = storage;
+  p.interior = storage.as_strided({t.N, t.C, t.H, t.W}, {batch, plane, g.row, 1}, origin);
+  p.planes = {storage.data_ptr<T>() + origin, batch, plane, g.row};
+  return p;
+}
+
+template <typename T>
+View<T> view_of(const at::Tensor& t) {
+  return {t.data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+template <typename T>
+View<const T> read_view_of(const at::Tensor& t) {
+  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+template <typename T>
+std::vector<T> packed_weight_set(const TileKernels<T>& kernels, const at::Tensor& w1, const at::Tensor& b1,
+                                 const at::Tensor& w2, const at::Tensor& b2, int64_t k) {
+  const bool per_order = w1.dim() == 5;
+  auto set = [&](const at::Tensor& w) { return (per_order ? w.select(0, k) : w).contiguous(); };
+  const at::Tensor c1 = set(w1), cb1 = set(b1), c2 = set(w2), cb2 = set(b2);
+  const int64_t C = c2.size(0), hidden = c1.size(0);
+  std::vector<T> packed(kernels.packed_weights_size(C, hidden));
+  kernels.pack_weights(c1.const_data_ptr<T>(), cb1.const_data_ptr<T>(), c2.const_data_ptr<T>(),
+                       cb2.const_data_ptr<T>(), C, hidden, packed.data());
+  return packed;
+}
+
+template <typename T>
+ForwardArgs<T> forward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
+                            const std::vector<T>& weights, int64_t k, double negative_slope) {
+  ForwardArgs<T> a;
+  a.tiling = t;
+  a.g = g.read();
+  a.y = y.read();
+  a.weights = weights.data();
+  a.k = k;
+  a.coef = static_cast<T>(inverse_factorial(k + 1));
+  a.slope = static_cast<T>(negative_slope);
+  return a;
+}
+
+template <typename T>
+BackwardArgs<T> backward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
+                              const PaddedImages<T>& grad_g_next, const std::vector<T>& weights, int64_t k,
+                              double negative_slope) {
+  BackwardArgs<T> a;
+  a.tiling = t;
+  a.g = g.read();
+  a.y = y.read();
+  a.grad_g_next = grad_g_next.read();
+  a.weights = weights.data();
+  a.k = k;
+  a.slope = static_cast<T>(negative_slope);
+  return a;
+}
+
+template <typename T>
+void run_forward_order(const TileKernels<T>& kernels, const ForwardArgs<T>& args) {
+  const int64_t scratch_size = kernels.forward_scratch_size(args.tiling);
+  at::parallel_for(0, args.tiling.count(), 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(scratch_size);
+    for (int64_t i = begin; i < end; ++i) kernels.forward_tile(args, i, scratch.data());
+  });
+}
+
+template <typename T>
+void run_backward_order(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads) {
+  const Tiling& t = args.tiling;
+  const int64_t tiles = t.count(), size = weight_grad_size(t.C, t.hidden);
+  const int64_t scratch_size = kernels.backward_scratch_size(t);
+  std::vector<T> shares(tiles * size);
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(scratch_size);
+    for (int64_t i = begin; i < end; ++i) kernels.backward_tile(args, i, scratch.data(), shares.data() + i * size);
+  });
+  at::parallel_for(0, size, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      T sum = 0;
+      for (int64_t i = 0; i < tiles; ++i) sum += shares[i * size + j];
+      grads[j] += sum;
+    }
+  });
+}
+
+template <typename T>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors(
+    const std::vector<T>& grads, const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
+    const at::Tensor& b2) {
+  const bool per_order = w1.dim() == 5;
+  const int64_t sets = per_order ? w1.size(0) : 1;
+  const int64_t lead = per_order ? 1 : 0, hidden = w1.size(lead), C = w2.size(lead);
+  const int64_t sizes[4] = {hidden * 2 * C * 9, hidden, C * hidden * 9, C};
+  const at::Tensor* weights[4] = {&w1, &b1, &w2, &b2};
+  at::Tensor out[4];
+  int64_t offset = 0;
+  for (int i = 0; i < 4; ++i) {
+    at::Tensor flat = at::empty({weights[i]->sizes()}, weights[i]->options());
+    T* dst = flat.data_ptr<T>();
+    for (int64_t s = 0; s < sets; ++s) {
+      const T* src = grads.data() + s * weight_grad_size(C, hidden) + offset;
+      std::copy(src, src + sizes[i], dst + s * sizes[i]);
+    }
+    offset += sizes[i];
+    out[i] = weights[i]->is_contiguous() ? flat : at::empty_like(*weights[i]).copy_(flat);
+  }
+  return {out[0], out[1], out[2], out[3]};
+}
+
+#define TF_INSTANTIATE(T)                                                                                       \
+  template Tiling choose_tiling<T>(const StepGeometry&, const TileKernels<T>&);                                 \
+  template PaddedImages<T> padded_images<T>(const Tiling&, const TileKernels<T>&, const at::TensorOptions&);     \
+  template View<T> view_of<T>(const at::Tensor&);                                                               \
+  template View<const T> read_view_of<T>(const at::Tensor&);                                                   \
+  template std::vector<T> packed_weight_set<T>(const TileKernels<T>&, const at::Tensor&, const at::Tensor&,     \
+                                               const at::Tensor&, const at::Tensor&, int64_t);                  \
+  template ForwardArgs<T> forward_args<T>(const Tiling&, const PaddedImages<T>&, const PaddedImages<T>&,          \
+                                          const std::vector<T>&, int64_t, double);                              \
+  template BackwardArgs<T> backward_args<T>(const Tiling&, const PaddedImages<T>&, const PaddedImages<T>&,      \
+                                            const PaddedImages<T>&, const std::vector<T>&, int64_t, double);    \
+  template void run_forward_order<T>(const TileKernels<T>&, const ForwardArgs<T>&);                             \
+  template void run_backward_order<T>(const TileKernels<T>&, const BackwardArgs<T>&, T*);                       \
+  template std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors<T>(                   \
+      const std::vector<T>&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&);
+TF_INSTANTIATE(float)
+TF_INSTANTIATE(double)
+#undef TF_INSTANTIATE
+
+}  // namespace taylor_fast::cpu
