@@ -29,12 +29,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     } else if (f.numel() > 0) {
       const auto& kernels = tile_kernels<scalar_t>(active_cpu_isa());
       const Tiling t = choose_tiling(geo, kernels);
-      auto y_planes = padded_images(t, kernels, f.options());
+      const auto y_planes = padded_copy(t, kernels, y);
       auto g = padded_images(t, kernels, f.options());
-      PaddedImages<scalar_t> adjoint[2] = {padded_images(t, kernels, f.options()),
+      PaddedImages<scalar_t> adjoint[2] = {padded_copy(t, kernels, grad_out),
                                            padded_images(t, kernels, f.options())};
-      y_planes.interior.copy_(y);
-      adjoint[0].interior.copy_(grad_out).mul_(inverse_factorial(order));
+      adjoint[0].interior.mul_(inverse_factorial(order));
       std::vector<scalar_t> weights;
       for (int64_t k = order - 1, cur = 0; k >= 0; --k, cur = 1 - cur) {
         g.interior.copy_(k == 0 ? f : gs[k - 1]);

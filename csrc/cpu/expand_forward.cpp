@@ -21,13 +21,11 @@ std::tuple<at::Tensor, at::Tensor> expand_forward(const at::Tensor& f, const at:
   AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "taylor_fast::expand_forward", [&] {
     const auto& kernels = tile_kernels<scalar_t>(active_cpu_isa());
     const Tiling t = choose_tiling(geo, kernels);
-    auto y_planes = padded_images(t, kernels, f.options());
-    auto g = padded_images(t, kernels, f.options());
-    y_planes.interior.copy_(y);
-    g.interior.copy_(f);
+    const auto y_planes = padded_copy(t, kernels, y);
+    auto g = padded_copy(t, kernels, f);
     PaddedImages<scalar_t> g_next;
     if (order > 1) g_next = padded_images(t, kernels, f.options());
-    const bool per_order = geo.weight_sets > 1 || w1.dim() == 5;
+    const bool per_order = w1.dim() == 5;
     std::vector<scalar_t> weights;
     for (int64_t k = 0; k < order; ++k) {
       if (per_order || k == 0) weights = packed_weight_set(kernels, w1, b1, w2, b2, k);

@@ -50,6 +50,13 @@ PaddedImages<T> padded_images(const Tiling& t, const TileKernels<T>& kernels, co
 }
 
 template <typename T>
+PaddedImages<T> padded_copy(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images) {
+  PaddedImages<T> p = padded_images(t, kernels, images.options());
+  p.interior.copy_(images);
+  return p;
+}
+
+template <typename T>
 View<T> view_of(const at::Tensor& t) {
   return {t.data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
 }
@@ -156,6 +163,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors(
 #define TF_INSTANTIATE(T)                                                                                       \
   template Tiling choose_tiling<T>(const StepGeometry&, const TileKernels<T>&);                                 \
   template PaddedImages<T> padded_images<T>(const Tiling&, const TileKernels<T>&, const at::TensorOptions&);     \
+  template PaddedImages<T> padded_copy<T>(const Tiling&, const TileKernels<T>&, const at::Tensor&);             \
   template View<T> view_of<T>(const at::Tensor&);                                                               \
   template View<const T> read_view_of<T>(const at::Tensor&);                                                   \
   template std::vector<T> packed_weight_set<T>(const TileKernels<T>&, const at::Tensor&, const at::Tensor&,     \

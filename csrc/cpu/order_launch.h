@@ -26,6 +26,9 @@ struct PaddedImages {
 
 template <typename T>
 PaddedImages<T> padded_images(const Tiling& t, const TileKernels<T>& kernels, const at::TensorOptions& options);
+// padded_images holding a copy of `images`
+template <typename T>
+PaddedImages<T> padded_copy(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images);
 
 template <typename T>
 View<T> view_of(const at::Tensor& t);

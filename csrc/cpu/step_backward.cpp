@@ -18,12 +18,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     std::vector<scalar_t> grads(weight_grad_size(geo.C, geo.hidden), scalar_t(0));
     if (g.numel() > 0) {
       const Tiling t = choose_tiling(geo, kernels);
-      auto g_planes = padded_images(t, kernels, g.options());
-      auto y_planes = padded_images(t, kernels, g.options());
-      auto gn_planes = padded_images(t, kernels, g.options());
-      g_planes.interior.copy_(g);
-      y_planes.interior.copy_(y);
-      gn_planes.interior.copy_(grad_g_next);
+      const auto g_planes = padded_copy(t, kernels, g), y_planes = padded_copy(t, kernels, y);
+      const auto gn_planes = padded_copy(t, kernels, grad_g_next);
       const auto weights = packed_weight_set(kernels, w1, b1, w2, b2, 0);
       BackwardArgs<scalar_t> a = backward_args(t, g_planes, y_planes, gn_planes, weights, k, negative_slope);
       a.grad_g = view_of<scalar_t>(grad_g);

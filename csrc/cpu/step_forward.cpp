@@ -16,10 +16,7 @@ std::tuple<at::Tensor, at::Tensor> step_forward(const at::Tensor& g, const at::T
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "taylor_fast::step_forward", [&] {
     const auto& kernels = tile_kernels<scalar_t>(active_cpu_isa());
     const Tiling t = choose_tiling(geo, kernels);
-    auto g_planes = padded_images(t, kernels, g.options());
-    auto y_planes = padded_images(t, kernels, g.options());
-    g_planes.interior.copy_(g);
-    y_planes.interior.copy_(y);
+    const auto g_planes = padded_copy(t, kernels, g), y_planes = padded_copy(t, kernels, y);
     const auto weights = packed_weight_set(kernels, w1, b1, w2, b2, 0);
     ForwardArgs<scalar_t> a = forward_args(t, g_planes, y_planes, weights, k, negative_slope);
     a.g_next = view_of<scalar_t>(g_next);

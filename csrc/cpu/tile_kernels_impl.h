@@ -225,6 +225,12 @@ void zero_outside_columns(const Shape<B>& s, typename B::T* ring_row, int64_t c0
 
 inline int64_t ring_slot(int64_t r) { return (r + 3) % 3; }  // r >= -1
 
+// The ring rows of image rows o - 1, o, o + 1.
+template <typename T>
+void ring_rows(T* ring, int64_t slot, int64_t o, const T* rows[3]) {
+  for (int d = 0; d < 3; ++d) rows[d] = ring + ring_slot(o - 1 + d) * slot;
+}
+
 inline Tiling::Tile tile_at(const Tiling& t, int64_t index) {
   const int64_t cols = (t.W + t.tile_w - 1) / t.tile_w, rows = (t.H + t.tile_h - 1) / t.tile_h;
   const int64_t n = index / (rows * cols), rb = index / cols % rows, cb = index % cols;
@@ -310,8 +316,8 @@ void forward_tile(const ForwardArgs<typename B::T>& a, int64_t index, typename B
     }
     const int64_t o = r - 1;
     if (o >= tl.r0) {
-      const T* rows[3] = {ring + ring_slot(o - 1) * s.slot, ring + ring_slot(o) * s.slot,
-                          ring + ring_slot(o + 1) * s.slot};
+      const T* rows[3];
+      ring_rows(ring, s.slot, o, rows);
       out_of_hidden_row(s, rows, s.out_p, w + s.w2, w + s.b2, out);
       forward_epilogue(a, s, tl, o, out);
     }
@@ -525,10 +531,9 @@ void backward_tile(const BackwardArgs<typename B::T>& a, int64_t index, typename
     }
     const int64_t o = r - 1;
     if (o < tl.r0) continue;
-    const T* dz_rows[3] = {sc.dz_ring + ring_slot(o - 1) * s.slot, sc.dz_ring + ring_slot(o) * s.slot,
-                           sc.dz_ring + ring_slot(o + 1) * s.slot};
-    const T* h_rows[3] = {sc.h_ring + ring_slot(o - 1) * s.slot, sc.h_ring + ring_slot(o) * s.slot,
-                          sc.h_ring + ring_slot(o + 1) * s.slot};
+    const T *dz_rows[3], *h_rows[3];
+    ring_rows(sc.dz_ring, s.slot, o, dz_rows);
+    ring_rows(sc.h_ring, s.slot, o, h_rows);
     out_of_hidden_row(s, dz_rows, s.in2_p, w + s.wdx, static_cast<const T*>(nullptr), sc.dx_row);
     backward_epilogue(a, s, tl, o, sc.dx_row);
 
