@@ -15,9 +15,16 @@ namespace {
 
 int64_t ceil_to(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// Wide tiles keep the two halo columns of every row cheap; 32 rows keep the two halo rows
-// cheap; tiles shrink in height until every thread gets several of them.
-constexpr int64_t kTileWidth = 128, kTileHeight = 32, kMinTileHeight = 8, kTilesPerThread = 4;
+// Wide tiles keep the two halo columns of every row cheap, 32 rows the two halo rows; tiles
+// get lower until every thread has several of them.
+constexpr int64_t kMaxTileWidth = 128, kMaxTileHeight = 32, kMinTileHeight = 8, kTilesPerThread = 4;
+
+// The size of the fewest equal blocks of at most `most` that cover `extent`, rounded up to `quantum`.
+int64_t even_block(int64_t extent, int64_t most, int64_t quantum) {
+  extent = std::max<int64_t>(extent, 1);
+  const int64_t blocks = (extent + most - 1) / most;
+  return ceil_to((extent + blocks - 1) / blocks, quantum);
+}
 
 }  // namespace
 
@@ -29,11 +36,11 @@ Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels) {
   t.H = geo.H;
   t.W = geo.W;
   t.hidden = geo.hidden;
-  const int64_t q = kernels.column_quantum;
-  t.tile_w = std::min(ceil_to(std::max<int64_t>(geo.W, 1), q), ceil_to(kTileWidth, q));
-  t.tile_h = std::clamp<int64_t>(geo.H, 1, kTileHeight);
-  while (t.count() < kTilesPerThread * at::get_num_threads() && t.tile_h > kMinTileHeight)
-    t.tile_h = (t.tile_h + 1) / 2;
+  t.tile_w = even_block(geo.W, std::max(kMaxTileWidth, kernels.vector_width), kernels.vector_width);
+  for (int64_t most = kMaxTileHeight;; most /= 2) {
+    t.tile_h = even_block(geo.H, most, 1);
+    if (t.count() >= kTilesPerThread * at::get_num_threads() || most / 2 < kMinTileHeight) break;
+  }
   return t;
 }
 

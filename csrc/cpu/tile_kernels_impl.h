@@ -206,7 +206,9 @@ void out_of_hidden_row(const Shape<B>& s, const typename B::T* const rows[3], in
     const auto* bb = bias ? bias + cb * CB : nullptr;
     for (int64_t x = 0; x < s.tile_w; x += P2 * W) {
       const typename B::T* shifted[3] = {rows[0] + x, rows[1] + x, rows[2] + x};
-      out_of_hidden<B, P2>(shifted, s.hid_p, s.hw, wb, bb, out + cb * CB * s.tile_w + x, s.tile_w);
+      with_vectors<P2>((s.tile_w - x) / W, [&]<int P>() {
+        out_of_hidden<B, P>(shifted, s.hid_p, s.hw, wb, bb, out + cb * CB * s.tile_w + x, s.tile_w);
+      });
     }
   }
 }
@@ -552,7 +554,6 @@ template <class B>
 TileKernels<typename B::T> make_tile_kernels(const char* isa) {
   return {isa,
           B::W,
-          B::P2 * B::W,
           &packed_weights_size<B>,
           &pack_weights<B>,
           &forward_scratch_size<B>,
