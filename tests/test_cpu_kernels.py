@@ -261,10 +261,37 @@ def test_malformed_op_arguments_raise_before_any_kernel(index):
         op(*args)
 
 
-def test_half_precision_is_refused_clearly():
-    f, y = make_images(1, 3, 4, 4, dtype=torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_computes_in_float32(dtype):
+    f64, y64 = make_images(2, 3, 9, 12)
+    weights64 = make_weights(3, 16, orders=2, scale=0.2)
+    f, y, *weights = (t.to(dtype) for t in (f64, y64, *weights64))
+    exact_inputs = [t.double() for t in (f, y, *weights)]  # the rounded inputs, in float64
+    grad_out = torch.randn(f.shape, generator=torch.Generator().manual_seed(5)).to(dtype)
+    out, grads = expand_and_grads("cpu", f, y, weights, 2, "leaky_relu", 0.2, grad_out)
+    exact_out, exact_grads = expand_and_grads("reference", *exact_inputs[:2], exact_inputs[2:], 2, "leaky_relu",
+                                              0.2, grad_out.double())
+    ref_out, ref_grads = expand_and_grads("reference", f, y, weights, 2, "leaky_relu", 0.2, grad_out)
+    assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
+    # float32 inside: only the final rounding to `dtype` separates the output from float64
+    torch.testing.assert_close(out.double(), exact_out, rtol=8e-3, atol=8e-3)
+
+    def error(got, expected):
+        return ((got.double() - expected).norm() / expected.norm()).item()
+
+    # the backward recomputes from g^k saved in `dtype`, so a few activations may flip near 0:
+    # judged as a whole, and against the reference computed in `dtype` itself
+    assert error(out, exact_out) <= error(ref_out, exact_out)
+    for name, got, ref, expected in zip(("f", "y", "w1", "b1", "w2", "b2"), grads, ref_grads, exact_grads):
+        assert error(got, expected) < 2e-2, name
+        assert error(got, expected) <= error(ref, expected), name
+
+
+def test_half_precision_outputs_follow_the_layout_contract():
+    f, y = (t.bfloat16().to(memory_format=torch.channels_last) for t in make_images(1, 3, 5, 6))
     weights = make_weights(3, 4, dtype=torch.bfloat16)
-    with pytest.raises(RuntimeError, match="not implemented for 'BFloat16'"):
-        OPS.expand_forward(f, y, *weights, 1, 0.0)
-    with pytest.raises(RuntimeError, match="dtype bfloat16 is not implemented"):
-        ops.taylor_expand(f, y, *weights, 1, backend="cpu")
+    out, gs = OPS.expand_forward(f, y, *weights, 2, 0.0)
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    assert gs.dtype == torch.bfloat16 and gs.is_contiguous()
+    torch.library.opcheck(OPS.expand_forward.default, (f, y, *weights, 2, 0.0))
+    torch.library.opcheck(OPS.step_backward.default, (f, f, y, *weights, 1, 0.1))

@@ -7,6 +7,7 @@
 
 #include "cpu/cpu_ops.h"
 #include "cpu/order_launch.h"
+#include "cpu/reduced_precision.h"
 #include "step_math.h"
 
 namespace taylor_fast::cpu {
@@ -17,6 +18,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     double negative_slope) {
   const StepGeometry geo = check_expand_args(f, y, w1, b1, w2, b2, order);
   check_expand_backward_args(grad_out, f, gs, order);
+  if (computes_in_float(f)) {
+    const auto [df, dy, dw1, db1, dw2, db2] =
+        expand_backward(in_float(grad_out), in_float(f), in_float(y), in_float(gs), in_float(w1), in_float(b1),
+                        in_float(w2), in_float(b2), order, negative_slope);
+    return {rounded_like(df, f),   rounded_like(dy, y),   rounded_like(dw1, w1),
+            rounded_like(db1, b1), rounded_like(dw2, w2), rounded_like(db2, b2)};
+  }
   at::Tensor grad_f = at::empty_like(f), grad_y = at::empty_like(y);
   at::Tensor gw1, gb1, gw2, gb2;
   AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "taylor_fast::expand_backward", [&] {

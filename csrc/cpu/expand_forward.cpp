@@ -8,6 +8,7 @@
 
 #include "cpu/cpu_ops.h"
 #include "cpu/order_launch.h"
+#include "cpu/reduced_precision.h"
 
 namespace taylor_fast::cpu {
 
@@ -15,6 +16,11 @@ std::tuple<at::Tensor, at::Tensor> expand_forward(const at::Tensor& f, const at:
                                                   const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2,
                                                   int64_t order, double negative_slope) {
   const StepGeometry geo = check_expand_args(f, y, w1, b1, w2, b2, order);
+  if (computes_in_float(f)) {
+    const auto [out, gs] = expand_forward(in_float(f), in_float(y), in_float(w1), in_float(b1), in_float(w2),
+                                          in_float(b2), order, negative_slope);
+    return {rounded_like(out, f), gs.to(f.scalar_type())};
+  }
   at::Tensor out = at::empty_like(f).copy_(f);
   at::Tensor gs = at::empty({order, geo.N, geo.C, geo.H, geo.W}, f.options());
   if (order == 0 || f.numel() == 0) return {out, gs};

@@ -4,6 +4,7 @@
 
 #include "cpu/cpu_ops.h"
 #include "cpu/order_launch.h"
+#include "cpu/reduced_precision.h"
 
 namespace taylor_fast::cpu {
 
@@ -11,6 +12,11 @@ std::tuple<at::Tensor, at::Tensor> step_forward(const at::Tensor& g, const at::T
                                                 const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
                                                 const at::Tensor& b2, int64_t k, double negative_slope) {
   const StepGeometry geo = check_step_args(g, y, acc, w1, b1, w2, b2, k);
+  if (computes_in_float(g)) {
+    const auto [g_next, acc_next] = step_forward(in_float(g), in_float(y), in_float(acc), in_float(w1), in_float(b1),
+                                                 in_float(w2), in_float(b2), k, negative_slope);
+    return {rounded_like(g_next, g), rounded_like(acc_next, acc)};
+  }
   at::Tensor g_next = at::empty_like(g), acc_next = at::empty_like(acc);
   if (g.numel() == 0) return {g_next, acc_next};
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "taylor_fast::step_forward", [&] {
