@@ -172,6 +172,26 @@ def test_backward_is_bitwise_deterministic():
         assert all(torch.equal(a, b) for a, b in zip(again[1], first[1]))
 
 
+def test_thread_count_changes_only_the_weight_gradient_rounding():
+    """Outputs and input gradients are computed per pixel in a fixed order, whatever the tiling;
+    only the weight gradients' summation follows the (thread-dependent) tiles."""
+    f, y = make_images(1, 3, 30, 200, dtype=torch.float32)
+    weights = make_weights(3, 16, dtype=torch.float32, scale=0.1)
+    grad_out = torch.randn_like(f)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = expand_and_grads("cpu", f, y, weights, 2, "relu", 0.2, grad_out)
+        torch.set_num_threads(4)
+        four = expand_and_grads("cpu", f, y, weights, 2, "relu", 0.2, grad_out)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one[0], four[0])
+    assert torch.equal(one[1][0], four[1][0]) and torch.equal(one[1][1], four[1][1])
+    for a, b in zip(one[1][2:], four[1][2:]):  # float32 sums over 6000 pixels in another order
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
 def test_channels_last_and_strided_inputs_keep_their_layout():
     f, y = make_images(2, 3, 8, 10)
     weights = make_weights(3, 8)
