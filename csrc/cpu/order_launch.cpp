@@ -6,6 +6,7 @@
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "step_math.h"
 
@@ -132,24 +133,31 @@ BackwardArgs<T> backward_args(const Tiling& t, const PaddedImages<T>& g, const P
   return a;
 }
 
+// Runs tile(i, scratch) for every tile. Threads claim tiles one at a time, so a thread that
+// loses its core (a busy machine) does not hold up the others; a tile's result does not depend
+// on the thread that computes it.
+template <typename T, class Tile>
+void for_each_tile(int64_t tiles, int64_t scratch_size, Tile&& tile) {
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min<int64_t>(tiles, at::get_num_threads()), 1, [&](int64_t, int64_t) {
+    std::vector<T> scratch(scratch_size);
+    for (int64_t i = next++; i < tiles; i = next++) tile(i, scratch.data());
+  });
+}
+
 template <typename T>
 void run_forward_order(const TileKernels<T>& kernels, const ForwardArgs<T>& args) {
-  const int64_t scratch_size = kernels.forward_scratch_size(args.tiling);
-  at::parallel_for(0, args.tiling.count(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch(scratch_size);
-    for (int64_t i = begin; i < end; ++i) kernels.forward_tile(args, i, scratch.data());
-  });
+  for_each_tile<T>(args.tiling.count(), kernels.forward_scratch_size(args.tiling),
+                   [&](int64_t i, T* scratch) { kernels.forward_tile(args, i, scratch); });
 }
 
 template <typename T>
 void run_backward_order(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads) {
   const Tiling& t = args.tiling;
   const int64_t tiles = t.count(), size = weight_grad_size(t.C, t.hidden);
-  const int64_t scratch_size = kernels.backward_scratch_size(t);
   std::vector<T> shares(tiles * size);
-  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch(scratch_size);
-    for (int64_t i = begin; i < end; ++i) kernels.backward_tile(args, i, scratch.data(), shares.data() + i * size);
+  for_each_tile<T>(tiles, kernels.backward_scratch_size(t), [&](int64_t i, T* scratch) {
+    kernels.backward_tile(args, i, scratch, shares.data() + i * size);
   });
   at::parallel_for(0, size, 256, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
