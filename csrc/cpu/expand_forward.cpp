@@ -1,14 +1,15 @@
-// taylor_fast::expand_forward on CPU: every order in one call, g^{k+1} feeding the next order
-// straight from its zero-bordered planes; out accumulates f + sum_k g^k / k! in place.
+// taylor_fast::expand_forward on CPU: every order in one call, in passes of up to
+// kMaxPipelinedOrders orders pipelined through each tile; out = f + sum_k g^k / k!.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 
-#include <utility>
+#include <algorithm>
 
 #include "cpu/cpu_ops.h"
 #include "cpu/order_launch.h"
 #include "cpu/reduced_precision.h"
+#include "step_math.h"
 
 namespace taylor_fast::cpu {
 
@@ -21,27 +22,30 @@ std::tuple<at::Tensor, at::Tensor> expand_forward(const at::Tensor& f, const at:
                                           in_float(b2), order, negative_slope);
     return {rounded_like(out, f), gs.to(f.scalar_type())};
   }
-  at::Tensor out = at::empty_like(f).copy_(f);
+  at::Tensor out = at::empty_like(f);
   at::Tensor gs = at::empty({order, geo.N, geo.C, geo.H, geo.W}, f.options());
-  if (order == 0 || f.numel() == 0) return {out, gs};
+  if (order == 0 || f.numel() == 0) return {out.copy_(f), gs};
   AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "taylor_fast::expand_forward", [&] {
-    const auto& kernels = tile_kernels<scalar_t>(active_cpu_isa());
-    const Tiling t = choose_tiling(geo, kernels);
+    using T = scalar_t;
+    const auto& kernels = tile_kernels<T>(active_cpu_isa());
+    const int64_t depth = std::min(order, kMaxPipelinedOrders);
+    const Tiling t = choose_tiling(geo, kernels, depth);
     const auto y_planes = padded_copy(t, kernels, y);
-    auto g = padded_copy(t, kernels, f);
-    PaddedImages<scalar_t> g_next;
-    if (order > 1) g_next = padded_images(t, kernels, f.options());
-    const bool per_order = w1.dim() == 5;
-    std::vector<scalar_t> weights;
-    for (int64_t k = 0; k < order; ++k) {
-      if (per_order || k == 0) weights = packed_weight_set(kernels, w1, b1, w2, b2, k);
-      ForwardArgs<scalar_t> a = forward_args(t, g, y_planes, weights, k, negative_slope);
-      if (k + 1 < order) a.g_next_planes = g_next.planes;
-      a.g_next = view_of<scalar_t>(gs[k]);
-      a.acc_in = read_view_of<scalar_t>(out);
-      a.acc_out = view_of<scalar_t>(out);
-      run_forward_order(kernels, a);
-      std::swap(g, g_next);
+    auto g_planes = padded_copy(t, kernels, f);
+    const std::vector<T> weights = packed_weight_sets(kernels, w1, b1, w2, b2);
+    const int64_t set_size = w1.dim() == 5 ? kernels.packed_weights_size(geo.C, geo.hidden) : 0;
+    std::vector<T> coefs(order);
+    for (int64_t k = 0; k < order; ++k) coefs[k] = static_cast<T>(inverse_factorial(k + 1));
+    // passes of `depth` orders; a later pass starts from the last g the previous one wrote to gs
+    for (int64_t k0 = 0; k0 < order; k0 += depth) {
+      if (k0 > 0) g_planes.interior.copy_(gs[k0 - 1]);
+      ForwardArgs<T> a = forward_args(t, g_planes, y_planes, weights.data() + k0 * set_size, set_size,
+                                      coefs.data() + k0, k0, std::min(depth, order - k0), negative_slope);
+      a.g_next = view_of<T>(gs[k0]);
+      a.g_next_stride = gs.stride(0);
+      a.acc_in = read_view_of<T>(k0 == 0 ? f : out);
+      a.acc_out = view_of<T>(out);
+      run_forward_pass(kernels, a);
     }
   });
   return {out, gs};

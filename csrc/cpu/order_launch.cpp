@@ -24,12 +24,12 @@ int64_t even_block(int64_t extent, int64_t most, int64_t quantum) {
 }
 
 // Estimated time of a tiling: the tiles the busiest thread runs, times a tile's area, times
-// what a tile computes beyond its area: the hidden activation on a one-pixel halo (rounded up
-// to whole vectors) and a per-row cost of the weight-gradient rows (measured: 128 -> 512
-// columns makes the backward ~10% faster).
+// what a tile computes beyond its area: the hidden rows and columns of its halo (one pixel, and
+// two more per pipelined order, columns rounded up to whole vectors) and a per-row cost of the
+// weight-gradient rows (measured: 128 -> 512 columns makes the backward ~10% faster).
 double tiling_cost(const Tiling& t, int64_t vector_width, int64_t threads) {
-  const double w = static_cast<double>(t.tile_w), h = static_cast<double>(t.tile_h);
-  const double halo = ceil_to(t.tile_w + 2, vector_width) / w * (h + 2) / h;
+  const double w = static_cast<double>(t.tile_w), h = static_cast<double>(t.tile_h), d = static_cast<double>(t.depth);
+  const double halo = ceil_to(t.tile_w + 4 * t.depth - 2, vector_width) / w * (h + 2 * d) / h;
   const double per_tile = w * h * halo * (1 + 2.0 * vector_width / w);
   return static_cast<double>((t.count() + threads - 1) / threads) * per_tile;
 }
@@ -37,26 +37,36 @@ double tiling_cost(const Tiling& t, int64_t vector_width, int64_t threads) {
 }  // namespace
 
 template <typename T>
-Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels) {
+Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels, int64_t depth) {
   Tiling base;
   base.N = geo.N;
   base.C = geo.C;
   base.H = geo.H;
   base.W = geo.W;
   base.hidden = geo.hidden;
+  base.depth = depth;
   const int64_t v = kernels.vector_width, threads = at::get_num_threads();
-  Tiling best = base;
-  double best_cost = -1;
+  std::vector<Tiling> candidates;
   for (int64_t most_w : {512, 256, 128, 64, 32}) {
-    for (int64_t most_h : {64, 32, 16, 8}) {
+    for (int64_t most_h : {256, 128, 64, 32, 16, 8}) {
       Tiling t = base;
       t.tile_w = even_block(geo.W, std::max(most_w, v), v);
       t.tile_h = even_block(geo.H, most_h, 1);
-      const double cost = tiling_cost(t, v, threads);
-      if (best_cost < 0 || cost < best_cost) {
-        best = t;
-        best_cost = cost;
-      }
+      candidates.push_back(t);
+    }
+  }
+  // at least two tiles per thread where the image allows, so that a thread descheduled on a
+  // busy machine leaves work the others can take
+  int64_t most_tiles = 0;
+  for (const Tiling& t : candidates) most_tiles = std::max(most_tiles, t.count());
+  const int64_t wanted = std::min(2 * threads, most_tiles);
+  Tiling best = base;
+  double best_cost = -1;
+  for (const Tiling& t : candidates) {
+    const double cost = tiling_cost(t, v, threads);
+    if (t.count() >= wanted && (best_cost < 0 || cost < best_cost)) {
+      best = t;
+      best_cost = cost;
     }
   }
   return best;
@@ -106,14 +116,17 @@ std::vector<T> packed_weight_set(const TileKernels<T>& kernels, const at::Tensor
 
 template <typename T>
 ForwardArgs<T> forward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
-                            const std::vector<T>& weights, int64_t k, double negative_slope) {
+                            const T* weights, int64_t weights_stride, const T* coefs, int64_t k0, int64_t orders,
+                            double negative_slope) {
   ForwardArgs<T> a;
   a.tiling = t;
+  a.orders = orders;
+  a.k0 = k0;
   a.g = g.read();
   a.y = y.read();
-  a.weights = weights.data();
-  a.k = k;
-  a.coef = static_cast<T>(inverse_factorial(k + 1));
+  a.weights = weights;
+  a.weights_stride = weights_stride;
+  a.coefs = coefs;
   a.slope = static_cast<T>(negative_slope);
   return a;
 }
@@ -146,8 +159,20 @@ void for_each_tile(int64_t tiles, int64_t scratch_size, Tile&& tile) {
 }
 
 template <typename T>
-void run_forward_order(const TileKernels<T>& kernels, const ForwardArgs<T>& args) {
-  for_each_tile<T>(args.tiling.count(), kernels.forward_scratch_size(args.tiling),
+std::vector<T> packed_weight_sets(const TileKernels<T>& kernels, const at::Tensor& w1, const at::Tensor& b1,
+                                  const at::Tensor& w2, const at::Tensor& b2) {
+  const int64_t sets = w1.dim() == 5 ? w1.size(0) : 1;
+  std::vector<T> packed;
+  for (int64_t k = 0; k < sets; ++k) {
+    const std::vector<T> set = packed_weight_set(kernels, w1, b1, w2, b2, k);
+    packed.insert(packed.end(), set.begin(), set.end());
+  }
+  return packed;
+}
+
+template <typename T>
+void run_forward_pass(const TileKernels<T>& kernels, const ForwardArgs<T>& args) {
+  for_each_tile<T>(args.tiling.count(), kernels.forward_scratch_size(args.tiling, args.orders),
                    [&](int64_t i, T* scratch) { kernels.forward_tile(args, i, scratch); });
 }
 
@@ -193,7 +218,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors(
 }
 
 #define TF_INSTANTIATE(T)                                                                                       \
-  template Tiling choose_tiling<T>(const StepGeometry&, const TileKernels<T>&);                                 \
+  template Tiling choose_tiling<T>(const StepGeometry&, const TileKernels<T>&, int64_t);                        \
   template PaddedImages<T> padded_images<T>(const Tiling&, const TileKernels<T>&, const at::TensorOptions&);     \
   template PaddedImages<T> padded_copy<T>(const Tiling&, const TileKernels<T>&, const at::Tensor&);             \
   template View<T> view_of<T>(const at::Tensor&);                                                               \
@@ -201,10 +226,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors(
   template std::vector<T> packed_weight_set<T>(const TileKernels<T>&, const at::Tensor&, const at::Tensor&,     \
                                                const at::Tensor&, const at::Tensor&, int64_t);                  \
   template ForwardArgs<T> forward_args<T>(const Tiling&, const PaddedImages<T>&, const PaddedImages<T>&,          \
-                                          const std::vector<T>&, int64_t, double);                              \
+                                          const T*, int64_t, const T*, int64_t, int64_t, double);               \
+  template std::vector<T> packed_weight_sets<T>(const TileKernels<T>&, const at::Tensor&, const at::Tensor&,    \
+                                                const at::Tensor&, const at::Tensor&);                          \
   template BackwardArgs<T> backward_args<T>(const Tiling&, const PaddedImages<T>&, const PaddedImages<T>&,      \
                                             const PaddedImages<T>&, const std::vector<T>&, int64_t, double);    \
-  template void run_forward_order<T>(const TileKernels<T>&, const ForwardArgs<T>&);                             \
+  template void run_forward_pass<T>(const TileKernels<T>&, const ForwardArgs<T>&);                             \
   template void run_backward_order<T>(const TileKernels<T>&, const BackwardArgs<T>&, T*);                       \
   template std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors<T>(                   \
       const std::vector<T>&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&);

@@ -12,8 +12,13 @@
 
 namespace taylor_fast::cpu {
 
+// depth: the most orders one forward pass will pipeline (1 for the backward and single steps)
 template <typename T>
-Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels);
+Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels, int64_t depth = 1);
+
+// Orders an expansion's forward pipelines per pass: the y half of conv1 is computed once per
+// pass, while the rings a pass keeps per order must stay in cache.
+constexpr int64_t kMaxPipelinedOrders = 3;
 
 // A batch of images in zero-bordered planes (see Planes), with the (N, C, H, W) view of the
 // interior through which torch's copy_ fills them from any strides or memory format.
@@ -39,18 +44,25 @@ View<const T> read_view_of(const at::Tensor& t);
 template <typename T>
 std::vector<T> packed_weight_set(const TileKernels<T>& kernels, const at::Tensor& w1, const at::Tensor& b1,
                                  const at::Tensor& w2, const at::Tensor& b2, int64_t k);
+// Every weight set packed, one after another (one set when shared).
+template <typename T>
+std::vector<T> packed_weight_sets(const TileKernels<T>& kernels, const at::Tensor& w1, const at::Tensor& b1,
+                                  const at::Tensor& w2, const at::Tensor& b2);
 
-// The inputs of one order; the caller adds where the results go.
+// The inputs of a forward pass over `orders` orders from k0 (weights: the pass's sets, one after
+// another, or the shared set; coefs: 1 / (k+1)! of each); the caller adds where results go.
 template <typename T>
 ForwardArgs<T> forward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
-                            const std::vector<T>& weights, int64_t k, double negative_slope);
+                            const T* weights, int64_t weights_stride, const T* coefs, int64_t k0, int64_t orders,
+                            double negative_slope);
+// The inputs of one order's backward; the caller adds where the results go.
 template <typename T>
 BackwardArgs<T> backward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
                               const PaddedImages<T>& grad_g_next, const std::vector<T>& weights, int64_t k,
                               double negative_slope);
 
 template <typename T>
-void run_forward_order(const TileKernels<T>& kernels, const ForwardArgs<T>& args);
+void run_forward_pass(const TileKernels<T>& kernels, const ForwardArgs<T>& args);
 
 // Adds this order's weight gradients (weight_grad_size values, natural layout) into grads. The
 // tiles' shares are summed in tile order, so the result does not depend on the thread count.

@@ -5,6 +5,7 @@
 #include "cpu/cpu_ops.h"
 #include "cpu/order_launch.h"
 #include "cpu/reduced_precision.h"
+#include "step_math.h"
 
 namespace taylor_fast::cpu {
 
@@ -24,11 +25,12 @@ std::tuple<at::Tensor, at::Tensor> step_forward(const at::Tensor& g, const at::T
     const Tiling t = choose_tiling(geo, kernels);
     const auto g_planes = padded_copy(t, kernels, g), y_planes = padded_copy(t, kernels, y);
     const auto weights = packed_weight_set(kernels, w1, b1, w2, b2, 0);
-    ForwardArgs<scalar_t> a = forward_args(t, g_planes, y_planes, weights, k, negative_slope);
+    const auto coef = static_cast<scalar_t>(inverse_factorial(k + 1));
+    ForwardArgs<scalar_t> a = forward_args(t, g_planes, y_planes, weights.data(), 0, &coef, k, 1, negative_slope);
     a.g_next = view_of<scalar_t>(g_next);
     a.acc_in = read_view_of<scalar_t>(acc);
     a.acc_out = view_of<scalar_t>(acc_next);
-    run_forward_order(kernels, a);
+    run_forward_pass(kernels, a);
   });
   return {g_next, acc_next};
 }

@@ -38,6 +38,7 @@ struct View {
 struct Tiling {
   int64_t N = 0, C = 0, H = 0, W = 0, hidden = 0;
   int64_t tile_w = 0, tile_h = 0;
+  int64_t depth = 1;  // the most orders a forward pass pipelines (ForwardArgs::orders)
 
   int64_t col_blocks() const { return (W + tile_w - 1) / tile_w; }
   int64_t row_blocks() const { return (H + tile_h - 1) / tile_h; }
@@ -47,16 +48,19 @@ struct Tiling {
   };
 };
 
-// Where the padded planes of a Tiling put their pixels: pad_left keeps row starts vector
-// aligned, and the right margin covers the widest vector read of the last column block.
+// Where the padded planes of a Tiling put their pixels: kernels read up to 2 * depth columns
+// beyond a tile on either side (2, and 2 more per order a forward pass pipelines); pad_left
+// keeps row starts vector aligned and the right margin covers the widest vector read of the
+// last column block.
 struct PlaneGeometry {
   int64_t pad_left = 0, row = 0, rows = 0;  // rows = H + 4 (two zero rows above and below)
 };
 inline PlaneGeometry plane_geometry(const Tiling& t, int64_t vector_width) {
   auto round_up = [](int64_t a, int64_t b) { return (a + b - 1) / b * b; };
+  const int64_t reach = 2 * t.depth;
   PlaneGeometry g;
-  g.pad_left = round_up(2, vector_width);
-  g.row = round_up(g.pad_left + round_up(t.W, t.tile_w) + vector_width + 2, vector_width);
+  g.pad_left = round_up(reach, vector_width);
+  g.row = round_up(g.pad_left + round_up(t.W, t.tile_w) + reach + vector_width, vector_width);
   g.rows = t.H + 4;
   return g;
 }
@@ -66,18 +70,21 @@ inline int64_t weight_grad_size(int64_t C, int64_t hidden) {
   return hidden * 2 * C * 9 + hidden + C * hidden * 9 + C;
 }
 
+// `orders` (<= tiling.depth) consecutive orders in one pass: order i (k = k0 + i) makes g^{k+1} = G(g^k, y) + k g^k
+// from g^{k0} (the planes g) and adds g^{k+1} / (k+1)! to acc.
 template <typename T>
 struct ForwardArgs {
   Tiling tiling;
+  int64_t orders = 1, k0 = 0;
   Planes<const T> g, y;
-  const T* weights = nullptr;  // from TileKernels::pack_weights
-  int64_t k = 0;
-  T coef = 0;  // 1 / (k+1)!
+  const T* weights = nullptr;  // order i's set (TileKernels::pack_weights) at weights + i * weights_stride;
+  int64_t weights_stride = 0;  // 0: one set shared by the orders, whose y half of conv1 is then computed once
+  const T* coefs = nullptr;    // coefs[i] = 1 / (k0 + i + 1)!
   T slope = 0;
-  Planes<T> g_next_planes;  // origin may be null: g_next is then not needed as a conv input
-  View<T> g_next;           // g_next = G(g, y) + k g
+  View<T> g_next;              // g^{k0+i+1} at g_next.data + i * g_next_stride
+  int64_t g_next_stride = 0;
   View<const T> acc_in;
-  View<T> acc_out;          // acc_out = acc_in + coef g_next (may alias acc_in)
+  View<T> acc_out;             // acc_out = acc_in + sum_i coefs[i] g^{k0+i+1} (may alias acc_in)
 };
 
 template <typename T>
@@ -104,7 +111,7 @@ struct TileKernels {
   int64_t (*packed_weights_size)(int64_t C, int64_t hidden);
   void (*pack_weights)(const T* w1, const T* b1, const T* w2, const T* b2, int64_t C, int64_t hidden,
                        T* packed);
-  int64_t (*forward_scratch_size)(const Tiling&);
+  int64_t (*forward_scratch_size)(const Tiling&, int64_t orders);
   void (*forward_tile)(const ForwardArgs<T>&, int64_t tile, T* scratch);
   int64_t (*backward_scratch_size)(const Tiling&);
   // weight_grads: weight_grad_size(C, hidden) values, overwritten with this tile's share

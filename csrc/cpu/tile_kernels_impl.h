@@ -10,11 +10,15 @@
 // an HB x P or CB x P block of accumulators.
 //
 //   into_hidden  (conv1, and dh = conv2^T): HB hidden channels x P1 pixel vectors, reduces
-//                over input planes x 3x3 taps read from the zero-bordered image planes
+//                over input channels x 3x3 taps read from three rows (image planes or rings)
 //   out_of_hidden (conv2, and dx = conv1^T): CB channels x P2 pixel vectors, reduces over
 //                hidden channels x 3x3 taps read from a ring of three rows
 //   weight gradients: lane-wise partial sums (one vector per weight) over a tile's rows,
 //                added across lanes once per tile
+//
+// The forward runs up to a few orders in one pass over a tile (a row pipeline: order k+1 works
+// two rows behind order k, reading order k's rows from a small ring), so the y half of conv1,
+// the same at every order when the weights are shared, is computed once per row and tile.
 #pragma once
 #include <cstdint>
 
@@ -44,27 +48,34 @@ struct Blocking {
 };
 
 // Sizes derived from the problem: hidden padded to HB, channel counts padded to CB (padding
-// carries zero weights, so it contributes nothing), ring rows of hw >= tile_w + 2 columns
-// (column j of a ring row is image column c0 - 1 + j), and the packed weight layout.
+// carries zero weights, so it contributes nothing), and the packed weight layout. A tile's rows
+// are computed on e extra columns each side (e = 2 per order pipelined after the first; 0 in the
+// backward), which fixes three column frames relative to the tile's first column c0:
+//   hidden ring rows, hw columns:  column j is image column c0 - e - 1 + j
+//   conv2 output rows, ow columns: column x is image column c0 - e + x
+//   g ring rows, gw columns:       column i is image column c0 - e - 2 + i
 template <class B>
 struct Shape {
-  int64_t C, hidden, hid_p, hid_blocks, out_p, in2_p, tile_w, hw, slot;
-  int64_t w1, b1, w2, b2, wdh, wdx, packed;  // offsets into the packed weights, and their size
+  int64_t C, hidden, hid_p, hid_blocks, out_p, in2_p, tile_w, e, hw, ow, gw, slot;
+  int64_t w1g, w1y, b1, w2, b2, wdh, wdx, packed;  // offsets into the packed weights, and their size
 
-  Shape(int64_t C_, int64_t hidden_, int64_t tile_w_ = 0)
-      : C(C_), hidden(hidden_), tile_w(tile_w_) {
+  Shape(int64_t C_, int64_t hidden_, int64_t tile_w_ = 0, int64_t e_ = 0)
+      : C(C_), hidden(hidden_), tile_w(tile_w_), e(e_) {
     hid_p = ceil_to(hidden, B::HB);
     hid_blocks = hid_p / B::HB;
     out_p = ceil_to(C, B::CB);
     in2_p = ceil_to(2 * C, B::CB);
-    hw = ceil_to(tile_w + 2, B::W);
+    hw = ceil_to(tile_w + 2 * e + 2, B::W);
+    ow = ceil_to(tile_w + 2 * e, B::W);
+    gw = hw + B::W;
     slot = hid_p * hw;
-    w1 = 0;                          // [hid block][i < 2C][tap][HB]
-    b1 = w1 + hid_p * 2 * C * 9;     // [hid_p]
-    w2 = b1 + hid_p;                 // [out block][hid][tap][CB]
-    b2 = w2 + out_p * hid_p * 9;     // [out_p]
-    wdh = b2 + out_p;                // [hid block][c < C][flipped tap][HB]
-    wdx = wdh + hid_p * C * 9;       // [in2 block][hid][flipped tap][CB]
+    w1g = 0;                      // [hid block][c < C][tap][HB]: conv1's g half
+    w1y = w1g + hid_p * C * 9;    // [hid block][c < C][tap][HB]: conv1's y half
+    b1 = w1y + hid_p * C * 9;     // [hid_p]
+    w2 = b1 + hid_p;              // [out block][hid][tap][CB]
+    b2 = w2 + out_p * hid_p * 9;  // [out_p]
+    wdh = b2 + out_p;             // [hid block][c < C][flipped tap][HB]
+    wdx = wdh + hid_p * C * 9;    // [in2 block][hid][flipped tap][CB]
     packed = wdx + in2_p * hid_p * 9;
   }
 };
@@ -88,7 +99,7 @@ void pack_weights(const typename B::T* w1, const typename B::T* b1, const typena
     for (int64_t i = 0; i < 2 * C; ++i)
       for (int t = 0; t < 9; ++t) {
         const auto w = w1[(m * 2 * C + i) * 9 + t];
-        out[s.w1 + ((hb * 2 * C + i) * 9 + t) * HB + h] = w;
+        out[(i < C ? s.w1g : s.w1y) + ((hb * C + i % C) * 9 + t) * HB + h] = w;
         out[s.wdx + ((i / CB * s.hid_p + m) * 9 + (8 - t)) * CB + i % CB] = w;
       }
     for (int64_t c = 0; c < C; ++c)
@@ -110,26 +121,27 @@ inline void with_vectors(int64_t n, F&& f) {
   f.template operator()<PMax>();
 }
 
-// acc[h][p] = bias[h] + sum_{i, dy, dx} w[i][dy][dx][h] * src_i[dy * row + dx + p * W] where input
-// plane i is a_src + i * plane for i < n_a, else b_src + (i - n_a) * plane; store(h, p, acc).
+// acc[h][p] = init[h][p] + sum_{i < n_in, dy, dx} w[i][dy][dx][h] * rows[dy][i * chan + dx + p * W],
+// with init[h][p] read from init rows (init_stride apart) if given, else the bias (or zero);
+// then store(h, p, acc).
 template <class B, int P, class Store>
-inline __attribute__((always_inline)) void into_hidden(const typename B::T* a_src, const typename B::T* b_src,
-                                                       int64_t n_a, int64_t n_in, int64_t plane, int64_t row,
-                                                       const typename B::T* w, const typename B::T* bias,
-                                                       Store&& store) {
+inline __attribute__((always_inline)) void into_hidden(const typename B::T* const rows[3], int64_t chan,
+                                                       int64_t n_in, const typename B::T* w,
+                                                       const typename B::T* bias, const typename B::T* init,
+                                                       int64_t init_stride, Store&& store) {
   using V = typename B::Vec;
   constexpr int HB = B::HB, W = B::W;
   V acc[HB][P];
   TF_UNROLL for (int h = 0; h < HB; ++h) {
     const V b = bias ? V::broadcast(bias + h) : V::zero();
-    TF_UNROLL for (int p = 0; p < P; ++p) acc[h][p] = b;
+    TF_UNROLL for (int p = 0; p < P; ++p) acc[h][p] = init ? V::load(init + h * init_stride + p * W) : b;
   }
   for (int64_t i = 0; i < n_in; ++i) {
-    const typename B::T* s = i < n_a ? a_src + i * plane : b_src + (i - n_a) * plane;
     TF_UNROLL for (int dy = 0; dy < 3; ++dy) {
+      const typename B::T* src = rows[dy] + i * chan;
       TF_UNROLL for (int dx = 0; dx < 3; ++dx) {
         V x[P];
-        TF_UNROLL for (int p = 0; p < P; ++p) x[p] = V::load(s + dy * row + dx + p * W);
+        TF_UNROLL for (int p = 0; p < P; ++p) x[p] = V::load(src + dx + p * W);
         TF_UNROLL for (int h = 0; h < HB; ++h) {
           const V wv = V::broadcast(w + h);
           TF_UNROLL for (int p = 0; p < P; ++p) acc[h][p] = fma(wv, x[p], acc[h][p]);
@@ -144,19 +156,22 @@ inline __attribute__((always_inline)) void into_hidden(const typename B::T* a_sr
 }
 
 // One ring row of hidden channels: store(hidden channel, column j, vector) for all hid_p
-// channels and columns [0, hw). a_src/b_src point at (row r - 1, column c0 - 2) of the planes.
+// channels and columns [0, hw). rows[dy] are the input rows (image row r - 1 + dy, n_in
+// channels chan apart) at the column that ring column 0 reads with dx = 0; init, if given, is a
+// ring row (hid_p rows of hw) the sums start from instead of the bias.
 template <class B, class Store>
-void into_hidden_row(const Shape<B>& s, const typename B::T* a_src, const typename B::T* b_src, int64_t n_a,
-                     int64_t n_in, int64_t plane, int64_t row, const typename B::T* w,
-                     const typename B::T* bias, Store&& store) {
+void into_hidden_row(const Shape<B>& s, const typename B::T* const rows[3], int64_t chan, int64_t n_in,
+                     const typename B::T* w, const typename B::T* bias, const typename B::T* init, Store&& store) {
   using V = typename B::Vec;
   constexpr int HB = B::HB, W = B::W;
   for (int64_t hb = 0; hb < s.hid_blocks; ++hb) {
     const auto* wb = w + hb * n_in * 9 * HB;
     const auto* bb = bias ? bias + hb * HB : nullptr;
     for (int64_t j = 0; j < s.hw; j += B::P1 * W) {
+      const typename B::T* shifted[3] = {rows[0] + j, rows[1] + j, rows[2] + j};
+      const auto* ib = init ? init + hb * HB * s.hw + j : nullptr;
       with_vectors<B::P1>((s.hw - j) / W, [&]<int P>() {
-        into_hidden<B, P>(a_src + j, b_src + j, n_a, n_in, plane, row, wb, bb,
+        into_hidden<B, P>(shifted, chan, n_in, wb, bb, ib, s.hw,
                           [&](int h, int p, V v) { store(hb * HB + h, j + p * W, v); });
       });
     }
@@ -195,7 +210,7 @@ inline void out_of_hidden(const typename B::T* const rows[3], int64_t hid_p, int
   }
 }
 
-// n_out_p channels (a multiple of CB) of one output row, tile_w columns, into out[c][tile_w]:
+// n_out_p channels (a multiple of CB) of one output row, ow columns, into out[c][ow]:
 // rows[dy] is the ring row of image row o - 1 + dy, read at columns j = x + dx.
 template <class B>
 void out_of_hidden_row(const Shape<B>& s, const typename B::T* const rows[3], int64_t n_out_p,
@@ -204,28 +219,38 @@ void out_of_hidden_row(const Shape<B>& s, const typename B::T* const rows[3], in
   for (int64_t cb = 0; cb < n_out_p / CB; ++cb) {
     const auto* wb = w + cb * s.hid_p * 9 * CB;
     const auto* bb = bias ? bias + cb * CB : nullptr;
-    for (int64_t x = 0; x < s.tile_w; x += P2 * W) {
+    for (int64_t x = 0; x < s.ow; x += P2 * W) {
       const typename B::T* shifted[3] = {rows[0] + x, rows[1] + x, rows[2] + x};
-      with_vectors<P2>((s.tile_w - x) / W, [&]<int P>() {
-        out_of_hidden<B, P>(shifted, s.hid_p, s.hw, wb, bb, out + cb * CB * s.tile_w + x, s.tile_w);
+      with_vectors<P2>((s.ow - x) / W, [&]<int P>() {
+        out_of_hidden<B, P>(shifted, s.hid_p, s.hw, wb, bb, out + cb * CB * s.ow + x, s.ow);
       });
     }
   }
 }
 
-// Zero a ring row's columns that lie outside the image (conv2's zero padding of h, and no
-// gradient flows into the pre-activation there).
-template <class B>
-void zero_outside_columns(const Shape<B>& s, typename B::T* ring_row, int64_t c0, int64_t W) {
-  const int64_t first = max_of(0, 1 - c0), end = min_of(s.hw, W - c0 + 1);
-  for (int64_t m = 0; m < s.hid_p; ++m) {
-    auto* r = ring_row + m * s.hw;
-    for (int64_t j = 0; j < first; ++j) r[j] = 0;
-    for (int64_t j = end; j < s.hw; ++j) r[j] = 0;
+// Zero, in `count` rows of `width` columns (stride apart) whose column q is image column
+// col0 + q, every column outside the image or outside [keep_begin, keep_end): conv2's zero
+// padding of h, conv1's of g, and no gradient flows into the pre-activation there.
+template <typename T>
+void zero_outside(T* rows, int64_t count, int64_t stride, int64_t width, int64_t col0, int64_t W,
+                  int64_t keep_begin, int64_t keep_end) {
+  const int64_t first = max_of(keep_begin, -col0), end = min_of(keep_end, W - col0);
+  for (int64_t m = 0; m < count; ++m) {
+    T* r = rows + m * stride;
+    for (int64_t q = 0; q < min_of(first, width); ++q) r[q] = 0;
+    for (int64_t q = max_of(end, 0); q < width; ++q) r[q] = 0;
   }
 }
 
-inline int64_t ring_slot(int64_t r) { return (r + 3) % 3; }  // r >= -1
+// A hidden ring row (image row of the tile starting at column c0) outside the image: zeroed.
+template <class B>
+void zero_hidden_outside(const Shape<B>& s, typename B::T* ring_row, int64_t c0, int64_t W) {
+  zero_outside(ring_row, s.hid_p, s.hw, s.hw, c0 - s.e - 1, W, 0, s.hw);
+}
+
+inline int64_t mod(int64_t a, int64_t m) { return (a % m + m) % m; }
+
+inline int64_t ring_slot(int64_t r) { return mod(r, 3); }
 
 // The ring rows of image rows o - 1, o, o + 1.
 template <typename T>
@@ -263,65 +288,121 @@ void with_unit_stride(bool unit, F&& f) {
 
 // ---------------------------------------------------------------------------------- forward
 
+// Scratch of the forward pipeline over D orders: per order a ring of three hidden rows, per
+// order but the last a ring of three rows of the g it makes (the next order's input), the y half
+// of conv1 (a ring of 2D - 1 rows when the orders share it, else one row), one conv2 row.
 template <class B>
-int64_t forward_scratch_size(const Tiling& t) {
-  const Shape<B> s(t.C, t.hidden, t.tile_w);
-  return 3 * s.slot + s.out_p * s.tile_w;
+struct ForwardScratch {
+  typename B::T *h_rings, *g_rings, *zy_rows, *out;
+  int64_t zy_count, g_ring, size;
+
+  ForwardScratch(const Shape<B>& s, int64_t orders, bool shared, typename B::T* base) {
+    zy_count = shared ? 2 * orders - 1 : 1;
+    g_ring = 3 * s.C * s.gw;
+    h_rings = base;
+    g_rings = h_rings + orders * 3 * s.slot;
+    zy_rows = g_rings + (orders - 1) * g_ring;
+    out = zy_rows + zy_count * s.slot;
+    size = (out + s.out_p * s.ow) - base;
+  }
+  typename B::T* g_row(int64_t k, int64_t r) const { return g_rings + k * g_ring + ring_slot(r) * g_ring / 3; }
+};
+
+template <class B>
+int64_t forward_scratch_size(const Tiling& t, int64_t orders) {
+  const Shape<B> s(t.C, t.hidden, t.tile_w, 2 * (orders - 1));
+  return ForwardScratch<B>(s, orders, true, nullptr).size;  // shared weights need the larger y ring
 }
 
-// g_next = conv2 + k g, acc_out = acc_in + coef g_next, for the tile's columns of row o.
+// Output row o of pipelined order k: g' = conv2 + (k0 + k) g, kept for the next order (all ow
+// columns, zero outside the image) and, where the tile owns the row and column, written to
+// g_next and added to acc.
 template <class B>
-void forward_epilogue(const ForwardArgs<typename B::T>& a, const Shape<B>& s, const Tiling::Tile& tl, int64_t o,
-                      const typename B::T* out) {
+void forward_epilogue(const ForwardArgs<typename B::T>& a, const Shape<B>& s, const ForwardScratch<B>& sc,
+                      const Tiling::Tile& tl, int64_t k, int64_t o, typename B::T* next_ring_row) {
   using T = typename B::T;
+  const int64_t C = s.C, kk = a.k0 + k;
+  for (int64_t c = 0; c < C; ++c) {
+    T* g_new = sc.out + c * s.ow;
+    const T* g = k == 0 ? plane_row(a.g, tl.n, c, o) + tl.c0 - s.e : sc.g_row(k - 1, o) + c * s.gw + 2;
+    if (kk)
+      for (int64_t x = 0; x < s.ow; ++x) g_new[x] += T(kk) * g[x];
+    if (next_ring_row)
+      for (int64_t x = 0; x < s.ow; ++x) next_ring_row[c * s.gw + 2 + x] = g_new[x];
+  }
+  if (next_ring_row) zero_outside(next_ring_row, C, s.gw, s.gw, tl.c0 - s.e - 2, a.tiling.W, 2, s.ow + 2);
+  if (o < tl.r0 || o >= tl.r1) return;
+
   const int64_t xe = min_of(s.tile_w, a.tiling.W - tl.c0);
-  const T kf = T(a.k), coef = a.coef;
-  const bool unit = a.g_next.sw == 1 && a.acc_in.sw == 1 && a.acc_out.sw == 1;
+  View<T> g_next = a.g_next;
+  g_next.data += k * a.g_next_stride;
+  const View<const T> acc_src = k == 0 ? a.acc_in : View<const T>{a.acc_out.data, a.acc_out.sn, a.acc_out.sc,
+                                                                  a.acc_out.sh, a.acc_out.sw};
+  const T coef = a.coefs[k];
+  const bool unit = g_next.sw == 1 && acc_src.sw == 1 && a.acc_out.sw == 1;
   with_unit_stride(unit, [&]<bool Unit>() {
-    for (int64_t c = 0; c < s.C; ++c) {
-      const T* conv = out + c * s.tile_w;
-      const T* g = plane_row(a.g, tl.n, c, o) + tl.c0;
-      const ViewRow<Unit, T> g_next(a.g_next, tl.n, c, o, tl.c0), acc_out(a.acc_out, tl.n, c, o, tl.c0);
-      const ViewRow<Unit, const T> acc_in(a.acc_in, tl.n, c, o, tl.c0);
-      T* next_plane = a.g_next_planes.origin ? plane_row(a.g_next_planes, tl.n, c, o) + tl.c0 : nullptr;
-      if (next_plane)
-        for (int64_t x = 0; x < xe; ++x) next_plane[x] = a.k ? conv[x] + kf * g[x] : conv[x];
+    for (int64_t c = 0; c < C; ++c) {
+      const T* v = sc.out + c * s.ow + s.e;
+      const ViewRow<Unit, T> out_g(g_next, tl.n, c, o, tl.c0), acc_out(a.acc_out, tl.n, c, o, tl.c0);
+      const ViewRow<Unit, const T> acc_in(acc_src, tl.n, c, o, tl.c0);
       for (int64_t x = 0; x < xe; ++x) {
-        const T v = a.k ? conv[x] + kf * g[x] : conv[x];
-        g_next[x] = v;
-        acc_out[x] = acc_in[x] + coef * v;
+        out_g[x] = v[x];
+        acc_out[x] = acc_in[x] + coef * v[x];
       }
     }
   });
 }
 
+// The rows of a tile's D pipelined orders. At step t, order k computes its hidden row t - 2k
+// and its output row t - 2k - 1, on rows reaching e_k = 2 (D - 1 - k) beyond the tile (the
+// halo the later orders need); order k + 1 reads order k's output rows from a ring.
 template <class B>
 void forward_tile(const ForwardArgs<typename B::T>& a, int64_t index, typename B::T* scratch) {
   using T = typename B::T;
   using V = typename B::Vec;
   const Tiling& t = a.tiling;
-  const Shape<B> s(t.C, t.hidden, t.tile_w);
+  const int64_t D = a.orders, e = 2 * (D - 1);
+  const bool shared = a.weights_stride == 0;
+  const Shape<B> s(t.C, t.hidden, t.tile_w, e);
+  const ForwardScratch<B> sc(s, D, shared, scratch);
   const Tiling::Tile tl = tile_at(t, index);
   const auto act = V::make_act(a.slope);
-  T* ring = scratch;
-  T* out = ring + 3 * s.slot;
-  const T* w = a.weights;
-  for (int64_t r = tl.r0 - 1; r <= tl.r1; ++r) {
-    T* h = ring + ring_slot(r) * s.slot;
-    if (r < 0 || r >= t.H) {
-      fill_zero(h, s.slot);
-    } else {
-      into_hidden_row(s, plane_row(a.g, tl.n, 0, r - 1) + tl.c0 - 2, plane_row(a.y, tl.n, 0, r - 1) + tl.c0 - 2,
-                      t.C, 2 * t.C, a.g.plane, a.g.row, w + s.w1, w + s.b1,
-                      [&](int64_t m, int64_t j, V v) { V::activate(v, act).store(h + m * s.hw + j); });
-      zero_outside_columns(s, h, tl.c0, t.W);
-    }
-    const int64_t o = r - 1;
-    if (o >= tl.r0) {
+  const int64_t read_col = tl.c0 - e - 2;  // the image column hidden column 0 reads with dx = 0
+  for (int64_t step = tl.r0 - e - 1; step <= tl.r1 + e; ++step) {
+    for (int64_t k = 0; k < D; ++k) {
+      const int64_t r = step - 2 * k, ek = 2 * (D - 1 - k);
+      if (r < tl.r0 - ek - 1 || r > tl.r1 + ek) continue;
+      const T* w = a.weights + k * a.weights_stride;
+      T* h_ring = sc.h_rings + k * 3 * s.slot;
+      T* h = h_ring + ring_slot(r) * s.slot;
+      if (r < 0 || r >= t.H) {
+        fill_zero(h, s.slot);
+      } else {
+        T* zy = sc.zy_rows + (shared ? mod(r, sc.zy_count) : 0) * s.slot;
+        if (!shared || k == 0) {  // with shared weights order 0 reaches every row first
+          const T* y_rows[3];
+          for (int d = 0; d < 3; ++d) y_rows[d] = plane_row(a.y, tl.n, 0, r - 1 + d) + read_col;
+          into_hidden_row(s, y_rows, a.y.plane, t.C, w + s.w1y, w + s.b1, static_cast<const T*>(nullptr),
+                          [&](int64_t m, int64_t j, V v) { v.store(zy + m * s.hw + j); });
+        }
+        const T* g_rows[3];
+        for (int d = 0; d < 3; ++d)
+          g_rows[d] = k == 0 ? plane_row(a.g, tl.n, 0, r - 1 + d) + read_col : sc.g_row(k - 1, r - 1 + d);
+        into_hidden_row(s, g_rows, k == 0 ? a.g.plane : s.gw, t.C, w + s.w1g, static_cast<const T*>(nullptr), zy,
+                        [&](int64_t m, int64_t j, V v) { V::activate(v, act).store(h + m * s.hw + j); });
+        zero_hidden_outside(s, h, tl.c0, t.W);
+      }
+      const int64_t o = r - 1;
+      if (o < tl.r0 - ek) continue;
+      T* next_ring_row = k + 1 < D ? sc.g_row(k, o) : nullptr;
+      if (o < 0 || o >= t.H) {
+        if (next_ring_row) fill_zero(next_ring_row, sc.g_ring / 3);
+        continue;
+      }
       const T* rows[3];
-      ring_rows(ring, s.slot, o, rows);
-      out_of_hidden_row(s, rows, s.out_p, w + s.w2, w + s.b2, out);
-      forward_epilogue(a, s, tl, o, out);
+      ring_rows(h_ring, s.slot, o, rows);
+      out_of_hidden_row(s, rows, s.out_p, w + s.w2, w + s.b2, sc.out);
+      forward_epilogue(a, s, sc, tl, k, o, next_ring_row);
     }
   }
 }
@@ -515,21 +596,27 @@ void backward_tile(const BackwardArgs<typename B::T>& a, int64_t index, typename
       fill_zero(h, s.slot);
       fill_zero(dz, s.slot);
     } else {
+      const T *g_rows[3], *y_rows[3], *gn_rows[3];
+      for (int d = 0; d < 3; ++d) {
+        g_rows[d] = plane_row(a.g, tl.n, 0, r - 1 + d) + tl.c0 - 2;
+        y_rows[d] = plane_row(a.y, tl.n, 0, r - 1 + d) + tl.c0 - 2;
+        gn_rows[d] = plane_row(a.grad_g_next, tl.n, 0, r - 1 + d) + tl.c0 - 2;
+      }
+      const T* none = nullptr;
       // z = conv1 (kept in dz's ring row until dz replaces it), h = act(z)
-      into_hidden_row(s, plane_row(a.g, tl.n, 0, r - 1) + tl.c0 - 2, plane_row(a.y, tl.n, 0, r - 1) + tl.c0 - 2,
-                      t.C, 2 * t.C, plane, row, w + s.w1, w + s.b1, [&](int64_t m, int64_t j, V v) {
-                        v.store(dz + m * s.hw + j);
-                        V::activate(v, act).store(h + m * s.hw + j);
-                      });
+      into_hidden_row(s, y_rows, plane, t.C, w + s.w1y, w + s.b1, none,
+                      [&](int64_t m, int64_t j, V v) { v.store(dz + m * s.hw + j); });
+      into_hidden_row(s, g_rows, plane, t.C, w + s.w1g, none, dz, [&](int64_t m, int64_t j, V v) {
+        v.store(dz + m * s.hw + j);
+        V::activate(v, act).store(h + m * s.hw + j);
+      });
       // dz = act'(z) * conv2^T(grad_g_next)
-      const T* gn = plane_row(a.grad_g_next, tl.n, 0, r - 1) + tl.c0 - 2;
-      into_hidden_row(s, gn, gn, t.C, t.C, plane, row, w + s.wdh, static_cast<const T*>(nullptr),
-                      [&](int64_t m, int64_t j, V v) {
-                        T* p = dz + m * s.hw + j;
-                        V::activate_backward(v, V::load(p), act).store(p);
-                      });
-      zero_outside_columns(s, h, tl.c0, t.W);
-      zero_outside_columns(s, dz, tl.c0, t.W);
+      into_hidden_row(s, gn_rows, plane, t.C, w + s.wdh, none, none, [&](int64_t m, int64_t j, V v) {
+        T* p = dz + m * s.hw + j;
+        V::activate_backward(v, V::load(p), act).store(p);
+      });
+      zero_hidden_outside(s, h, tl.c0, t.W);
+      zero_hidden_outside(s, dz, tl.c0, t.W);
     }
     const int64_t o = r - 1;
     if (o < tl.r0) continue;
