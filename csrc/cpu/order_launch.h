@@ -1,6 +1,6 @@
 // Host side of the CPU ops: the split into tiles, the zero-bordered plane buffers the tile
-// kernels read, packed weight sets, one order run over all tiles in parallel, and the weight
-// gradients handed back as tensors.
+// kernels read, packed weight sets, a forward pass or an order's backward run over all tiles
+// in parallel, and the weight gradients handed back as tensors.
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -1,7 +1,8 @@
 // The interface between the CPU ops (torch-aware host code) and the per-ISA tile kernels
-// (torch-free, compiled once per vector ISA). One call of a tile kernel computes one order of the
-// derivative step on one output tile: forward_tile writes g_next and acc there, backward_tile
-// writes the input gradients there and returns the tile's share of the weight gradients.
+// (torch-free, compiled once per vector ISA). One call of a tile kernel covers one output tile:
+// forward_tile runs one or a few consecutive orders of the derivative step there and writes
+// their g and acc; backward_tile runs one order's backward there, writes the input gradients
+// and returns the tile's share of the weight gradients.
 //
 // Images reach the kernels as zero-bordered planes (Planes), so the 3x3 convolutions need no
 // bounds checks and any input layout (strided, channels_last) is handled once, by the packing.

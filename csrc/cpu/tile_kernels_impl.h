@@ -269,6 +269,7 @@ template <typename T>
 T* plane_row(const Planes<T>& p, int64_t n, int64_t c, int64_t r) {
   return p.origin + n * p.batch + c * p.plane + r * p.row;
 }
+
 // Column x of one image row of a View; Unit (every view of the row has column stride 1) lets
 // the compiler vectorise the epilogues, which would otherwise cost ~10% of a tile.
 template <bool Unit, typename T>
