@@ -35,6 +35,10 @@ StepGeometry check_expand_args(const at::Tensor& f, const at::Tensor& y, const a
 StepGeometry check_step_args(const at::Tensor& g, const at::Tensor& y, const at::Tensor& acc,
                              const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
                              const at::Tensor& b2, int64_t k);
+// step_backward: grad_g_next, g, y (N, C, H, W); one weight set (4-D w1)
+StepGeometry check_step_backward_args(const at::Tensor& grad_g_next, const at::Tensor& g, const at::Tensor& y,
+                                      const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
+                                      const at::Tensor& b2, int64_t k);
 // expand_backward additionally: grad_out like f, gs (order, N, C, H, W)
 void check_expand_backward_args(const at::Tensor& grad_out, const at::Tensor& f,
                                 const at::Tensor& gs, int64_t order);

@@ -63,14 +63,31 @@ StepGeometry check_expand_args(const at::Tensor& f, const at::Tensor& y, const a
   return check_weights(f, w1, b1, w2, b2, order, w1.dim() == 5);
 }
 
-StepGeometry check_step_args(const at::Tensor& g, const at::Tensor& y, const at::Tensor& acc,
-                             const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
-                             const at::Tensor& b2, int64_t k) {
+namespace {
+
+// g, y and a third image named `other` like g, one weight set, k >= 0
+StepGeometry check_one_step(const at::Tensor& g, const at::Tensor& y, const at::Tensor& other,
+                            const char* other_name, const at::Tensor& w1, const at::Tensor& b1,
+                            const at::Tensor& w2, const at::Tensor& b2, int64_t k) {
   TORCH_CHECK(k >= 0, "taylor_fast: k must be >= 0, got ", k);
   check_image(g, "g", g, "g");
   check_image(y, "y", g, "g");
-  check_image(acc, "acc", g, "g");
+  check_image(other, other_name, g, "g");
   return check_weights(g, w1, b1, w2, b2, 1, false);
+}
+
+}  // namespace
+
+StepGeometry check_step_args(const at::Tensor& g, const at::Tensor& y, const at::Tensor& acc,
+                             const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
+                             const at::Tensor& b2, int64_t k) {
+  return check_one_step(g, y, acc, "acc", w1, b1, w2, b2, k);
+}
+
+StepGeometry check_step_backward_args(const at::Tensor& grad_g_next, const at::Tensor& g, const at::Tensor& y,
+                                      const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
+                                      const at::Tensor& b2, int64_t k) {
+  return check_one_step(g, y, grad_g_next, "grad_g_next", w1, b1, w2, b2, k);
 }
 
 void check_expand_backward_args(const at::Tensor& grad_out, const at::Tensor& f,

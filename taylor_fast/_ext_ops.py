@@ -6,9 +6,10 @@ import torch
 
 from . import _autograd, _extension
 
-# dtypes each device's kernels implement; the C++ kernels dispatch on exactly these
+# dtypes each device's kernels implement; the C++ kernels dispatch on exactly these (on CPU,
+# bfloat16 and float16 are computed in float32 and rounded once on output)
 SUPPORTED_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
+    "cpu": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 _OPS = ("expand_forward", "expand_backward", "step_forward", "step_backward")

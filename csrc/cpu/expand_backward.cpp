@@ -1,0 +1,64 @@
+// taylor_fast::expand_backward on CPU: the adjoint recursion over every order in one call,
+//   a_n = dO / n!,   a_k = dO / k! + J_k^T a_{k+1} + k a_{k+1},   grad_f = a_0,
+// each order recomputing its hidden activation per tile from the saved 3-channel g^k. grad_y
+// sums every order's share; shared weights sum every order's gradients, in a fixed order.
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty_like.h>
+
+#include "cpu/cpu_ops.h"
+#include "cpu/order_launch.h"
+#include "cpu/reduced_precision.h"
+#include "step_math.h"
+
+namespace taylor_fast::cpu {
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> expand_backward(
+    const at::Tensor& grad_out, const at::Tensor& f, const at::Tensor& y, const at::Tensor& gs,
+    const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2, int64_t order,
+    double negative_slope) {
+  const StepGeometry geo = check_expand_args(f, y, w1, b1, w2, b2, order);
+  check_expand_backward_args(grad_out, f, gs, order);
+  if (computes_in_float(f)) {
+    const auto [df, dy, dw1, db1, dw2, db2] =
+        expand_backward(in_float(grad_out), in_float(f), in_float(y), in_float(gs), in_float(w1), in_float(b1),
+                        in_float(w2), in_float(b2), order, negative_slope);
+    return {rounded_like(df, f),   rounded_like(dy, y),   rounded_like(dw1, w1),
+            rounded_like(db1, b1), rounded_like(dw2, w2), rounded_like(db2, b2)};
+  }
+  at::Tensor grad_f = at::empty_like(f), grad_y = at::empty_like(y);
+  at::Tensor gw1, gb1, gw2, gb2;
+  AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "taylor_fast::expand_backward", [&] {
+    const bool per_order = w1.dim() == 5;
+    const int64_t size = weight_grad_size(geo.C, geo.hidden);
+    std::vector<scalar_t> grads((per_order ? order : 1) * size, scalar_t(0));
+    if (order == 0) {
+      grad_f.copy_(grad_out);
+      grad_y.zero_();
+    } else if (f.numel() > 0) {
+      const auto& kernels = tile_kernels<scalar_t>(active_cpu_isa());
+      const Tiling t = choose_tiling(geo, kernels);
+      const auto y_planes = padded_copy(t, kernels, y);
+      auto g = padded_images(t, kernels, f.options());
+      PaddedImages<scalar_t> adjoint[2] = {padded_copy(t, kernels, grad_out),
+                                           padded_images(t, kernels, f.options())};
+      adjoint[0].interior.mul_(inverse_factorial(order));
+      std::vector<scalar_t> weights;
+      for (int64_t k = order - 1, cur = 0; k >= 0; --k, cur = 1 - cur) {
+        g.interior.copy_(k == 0 ? f : gs[k - 1]);
+        if (per_order || k == order - 1) weights = packed_weight_set(kernels, w1, b1, w2, b2, k);
+        BackwardArgs<scalar_t> a = backward_args(t, g, y_planes, adjoint[cur], weights, k, negative_slope);
+        a.dout = read_view_of<scalar_t>(grad_out);
+        a.dout_coef = static_cast<scalar_t>(inverse_factorial(k));
+        if (k > 0) a.grad_g_planes = adjoint[1 - cur].planes;
+        else a.grad_g = view_of<scalar_t>(grad_f);
+        a.grad_y = view_of<scalar_t>(grad_y);
+        a.accumulate_y = k != order - 1;
+        run_backward_order(kernels, a, grads.data() + (per_order ? k : 0) * size);
+      }
+    }
+    std::tie(gw1, gb1, gw2, gb2) = weight_grad_tensors(grads, w1, b1, w2, b2);
+  });
+  return {grad_f, grad_y, gw1, gb1, gw2, gb2};
+}
+
+}  // namespace taylor_fast::cpu

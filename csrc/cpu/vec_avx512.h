@@ -1,0 +1,67 @@
+// 512-bit vectors (AVX-512 F/DQ/BW/VL + FMA) for the tile kernels; included only by *_avx512.cpp
+// files, which CMake compiles with the AVX-512 flags. Semantics match vec_scalar.h lane by lane.
+#pragma once
+#include <immintrin.h>
+
+namespace taylor_fast::cpu {
+
+struct Avx512F32 {
+  using value_type = float;
+  static constexpr int width = 16;
+  __m512 v;
+
+  static Avx512F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static Avx512F32 broadcast(const float* p) { return {_mm512_set1_ps(*p)}; }
+  static Avx512F32 zero() { return {_mm512_setzero_ps()}; }
+  void store(float* p) const { _mm512_storeu_ps(p, v); }
+  friend Avx512F32 fma(Avx512F32 a, Avx512F32 b, Avx512F32 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  friend Avx512F32 operator+(Avx512F32 a, Avx512F32 b) { return {_mm512_add_ps(a.v, b.v)}; }
+  static float sum(Avx512F32 a) { return _mm512_reduce_add_ps(a.v); }
+
+  // keep_negative: every lane for leaky_relu, none for relu (relu maps -inf to 0, not NaN)
+  struct Act {
+    __m512 slope;
+    __mmask16 keep_negative;
+  };
+  static Act make_act(float slope) { return {_mm512_set1_ps(slope), __mmask16(slope != 0.0f ? 0xFFFF : 0)}; }
+  static Avx512F32 activate(Avx512F32 z, const Act& a) {
+    const __m512 negative = _mm512_maskz_mul_ps(a.keep_negative, z.v, a.slope);
+    const __mmask16 keep = _mm512_cmp_ps_mask(z.v, _mm512_setzero_ps(), _CMP_NLE_UQ);  // z > 0 or NaN
+    return {_mm512_mask_blend_ps(keep, negative, z.v)};
+  }
+  static Avx512F32 activate_backward(Avx512F32 dh, Avx512F32 z, const Act& a) {
+    const __m512 negative = _mm512_maskz_mul_ps(a.keep_negative, dh.v, a.slope);
+    return {_mm512_mask_blend_ps(_mm512_cmp_ps_mask(z.v, _mm512_setzero_ps(), _CMP_GT_OQ), negative, dh.v)};
+  }
+};
+
+struct Avx512F64 {
+  using value_type = double;
+  static constexpr int width = 8;
+  __m512d v;
+
+  static Avx512F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
+  static Avx512F64 broadcast(const double* p) { return {_mm512_set1_pd(*p)}; }
+  static Avx512F64 zero() { return {_mm512_setzero_pd()}; }
+  void store(double* p) const { _mm512_storeu_pd(p, v); }
+  friend Avx512F64 fma(Avx512F64 a, Avx512F64 b, Avx512F64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  friend Avx512F64 operator+(Avx512F64 a, Avx512F64 b) { return {_mm512_add_pd(a.v, b.v)}; }
+  static double sum(Avx512F64 a) { return _mm512_reduce_add_pd(a.v); }
+
+  struct Act {
+    __m512d slope;
+    __mmask8 keep_negative;
+  };
+  static Act make_act(double slope) { return {_mm512_set1_pd(slope), __mmask8(slope != 0.0 ? 0xFF : 0)}; }
+  static Avx512F64 activate(Avx512F64 z, const Act& a) {
+    const __m512d negative = _mm512_maskz_mul_pd(a.keep_negative, z.v, a.slope);
+    const __mmask8 keep = _mm512_cmp_pd_mask(z.v, _mm512_setzero_pd(), _CMP_NLE_UQ);
+    return {_mm512_mask_blend_pd(keep, negative, z.v)};
+  }
+  static Avx512F64 activate_backward(Avx512F64 dh, Avx512F64 z, const Act& a) {
+    const __m512d negative = _mm512_maskz_mul_pd(a.keep_negative, dh.v, a.slope);
+    return {_mm512_mask_blend_pd(_mm512_cmp_pd_mask(z.v, _mm512_setzero_pd(), _CMP_GT_OQ), negative, dh.v)};
+  }
+};
+
+}  // namespace taylor_fast::cpu
