@@ -12,7 +12,7 @@ import pytest
 import torch
 from skimage.transform import pyramid_gaussian
 
-from taylor_fast import TaylorNet, _dispatch, _validation, backbones, taylor_loss
+from taylor_fast import TaylorNet, _dispatch, _validation, backbones, taylor_loss, taylornet
 from taylor_fast.backbones._padding import mirror_pad, pad_to_multiple
 from taylor_fast.backbones.ddn import guided_filter
 from taylor_fast.backbones.msresnet import gaussian_pyramid
@@ -140,6 +140,27 @@ def test_state_dict_round_trip(name):
     y = image(*SIZE)
     with torch.no_grad():
         assert torch.equal(target(y), source(y))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_taylornet_expands_through_the_public_op(monkeypatch, shared):
+    """The standard G always goes through ops.taylor_expand (which picks the fused kernels),
+    with the TaylorNet's backend and its shared or per-order weights."""
+    calls = []
+    real = taylornet.ops.taylor_expand
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(taylornet.ops, "taylor_expand", spy)
+    net = TaylorNet(backbone("prn_r"), order=3, shared=shared)
+    y = image(*SIZE)
+    net(y)
+    ((args, kwargs),) = calls
+    assert kwargs == {"backend": "auto"} and args[6] == 3
+    assert all(a is b for a, b in zip(args[2:6], net.derivative.weights()))
+    assert args[2].dim() == (4 if shared else 5)
 
 
 def auto_backend(net, y):

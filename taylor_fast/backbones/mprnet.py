@@ -142,12 +142,14 @@ class ORSNet(nn.Module):
     @staticmethod
     def _upsampler(width, grow, level):
         """Level `level` (width + level*grow channels, 1/2**level size) -> width channels, full size."""
-        return nn.Sequential(*(_Resample(width + (i + 1) * grow, width + i * grow, 2) for i in reversed(range(level))))
+        steps = reversed(range(level))
+        return nn.Sequential(*(_Resample(width + (i + 1) * grow, width + i * grow, 2) for i in steps))
 
     def forward(self, x, enc, dec):
         for level, orb in enumerate(self.orbs):
             x = orb(x)
-            x = x + self.fuse_enc[level](self.up_enc[level](enc[level])) + self.fuse_dec[level](self.up_dec[level](dec[level]))
+            x = x + self.fuse_enc[level](self.up_enc[level](enc[level]))
+            x = x + self.fuse_dec[level](self.up_dec[level](dec[level]))
         return x
 
 
