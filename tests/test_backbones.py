@@ -189,10 +189,11 @@ def test_fused_and_reference_taylornet_agree(name, shared, dtype, tol):
         taylor_loss(out, f, x).backward()
         grads[backend] = {n: p.grad for n, p in net.named_parameters()}
         grads[backend]["output"] = out.detach()
+    # one absolute scale for all: some gradients are zero up to rounding (a bias before a BatchNorm)
+    scale = max(g.abs().max().item() for g in grads["reference"].values())
     for key, expected in grads["reference"].items():
-        got = grads["auto"][key]
-        scale = expected.abs().max().item()
-        torch.testing.assert_close(got, expected, rtol=tol, atol=tol * scale, msg=lambda m: f"{key}: {m}")
+        torch.testing.assert_close(grads["auto"][key], expected, rtol=tol, atol=tol * scale,
+                                   msg=lambda m: f"{key}: {m}")
 
 
 def test_torch_compile_of_a_wrapped_backbone():
