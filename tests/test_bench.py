@@ -51,9 +51,10 @@ def test_cost_model():
     fwd, fwd_bytes = cost.case_cost("forward", shape, 3, 32, 4)
     assert fwd == 5184 * 3 * 400 and fwd_bytes == 5 * 3 * 3 * 400 * 4
     assert cost.case_cost("forward_backward", shape, 3, 32, 4) == (3 * fwd, 2 * fwd_bytes)
-    # tiny: 3->16, 3 x 16->16, 16->3 convolutions, 3x3
+    # tiny built with 3 hidden layers: 3->16, 3 x 16->16, 16->3 convolutions, 3x3
     tiny_per_pixel = 2 * 9 * (3 * 16 + 3 * 16 * 16 + 16 * 3)
-    flops, nbytes = cost.case_cost("train_step", shape, 3, 32, 4, backbones.create("tiny"), torch.rand(shape))
+    tiny = backbones.create("tiny", width=16, depth=3)
+    flops, nbytes = cost.case_cost("train_step", shape, 3, 32, 4, tiny, torch.rand(shape))
     assert flops == 3 * (fwd + tiny_per_pixel * 400) and nbytes is None
 
 
