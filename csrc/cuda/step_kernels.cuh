@@ -506,7 +506,7 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
         for (int jj = 0; jj < T::HC; ++jj) {
           const acc_t u = h_s[jj * T::E1 + e];
           h_s[jj * T::E1 + e] = in_image ? activate(u, slope) : acc_t(0);
-          gu_s[jj * T::E1 + e] = in_image ? r[i][jj] * activate_grad(u, slope) : acc_t(0);
+          gu_s[jj * T::E1 + e] = in_image ? activate_backward(r[i][jj], u, slope) : acc_t(0);
         }
       }
       __syncthreads();

@@ -153,9 +153,12 @@ def activate(x, slope):
 
 
 @triton.jit
-def activate_grad(x, slope):
-    """d act / dx at the pre-activation (relu: 0 at x <= 0, as torch's threshold_backward)."""
-    return tl.where(x > 0, 1.0, slope)
+def activate_backward(dh, x, slope):
+    """dh carried back through act at the pre-activation x, as torch does (csrc/step_math.h):
+    relu selects 0 where x <= 0 (NaN passes dh; an infinite dh gives 0, not NaN), leaky_relu
+    keeps dh where x > 0 and scales it elsewhere (NaN included)."""
+    relu = tl.where(x <= 0, 0.0, dh)
+    return tl.where(slope == 0.0, relu, tl.where(x > 0, dh, dh * slope))
 
 
 # Triton 3.8's interpreter multiplies bfloat16 dot operands as their raw 16-bit patterns (it

@@ -87,7 +87,7 @@ def _step_backward_kernel(
         b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
         pre = T.mm(x, w1, IEEE) + b1[None, :]
         real = inside[:, None] & (hid < HIDDEN)[None, :]
-        dpre = tl.where(real, dh * T.activate_grad(pre, slope), 0.0)
+        dpre = tl.where(real, T.activate_backward(dh, pre, slope), 0.0)
         h = tl.where(real, T.activate(pre, slope), 0.0)
 
         # Weight gradients: each pixel counts once, in the program that owns it. dW2's pixel is

@@ -1,0 +1,32 @@
+"""What the reliability tests share: the backends this machine can run, and one call of either
+public op, described by a dict of its arguments so that a test can spoil one of them."""
+import torch
+
+import taylor_fast
+from conftest import make_images, make_weights
+from taylor_fast import ops
+
+OPS = ("taylor_expand", "taylor_step")
+
+
+def available_backends() -> list[str]:
+    """Every backend that runs here (triton through its interpreter: conftest sets TRITON_INTERPRET)."""
+    return [name for name, (ok, _) in taylor_fast.backends().items() if ok]
+
+
+def valid_arguments(op: str, n=2, c=3, h=7, w=9, hidden=8, dtype=torch.float32, backend="auto") -> dict:
+    """Keyword arguments of a valid call of ops.<op> (order / k = 2)."""
+    first, y = make_images(n, c, h, w, dtype=dtype)
+    w1, b1, w2, b2 = make_weights(c, hidden, dtype=dtype)
+    args = dict(y=y, w1=w1, b1=b1, w2=w2, b2=b2, activation="relu", negative_slope=0.2, backend=backend)
+    if op == "taylor_expand":
+        return dict(f=first, order=2, **args)
+    return dict(g=first, acc=torch.rand_like(first), k=2, **args)
+
+
+def call(op: str, args: dict):
+    return getattr(ops, op)(**args)
+
+
+def image_names(op: str) -> tuple[str, ...]:
+    return ("f", "y") if op == "taylor_expand" else ("g", "y", "acc")
