@@ -1,5 +1,7 @@
 """What the reliability tests share: the backends this machine can run, and one call of either
-public op, described by a dict of its arguments so that a test can spoil one of them."""
+public op, described by a dict of its arguments so that a test can spoil one of them, and the
+backends paired with the device each computes on."""
+import pytest
 import torch
 
 import taylor_fast
@@ -30,3 +32,18 @@ def call(op: str, args: dict):
 
 def image_names(op: str) -> tuple[str, ...]:
     return ("f", "y") if op == "taylor_expand" else ("g", "y", "acc")
+
+
+def backend_device_params() -> list:
+    """pytest params (backend, device) for every backend on the device it computes on: triton on
+    CPU tensors through its interpreter without a GPU; the cuda ones marked `cuda`."""
+    from taylor_fast.triton import TritonBackend
+
+    triton_device = "cpu" if TritonBackend().interpreted else "cuda"
+    return [
+        pytest.param("reference", "cpu", id="reference"),
+        pytest.param("cpu", "cpu", id="cpu"),
+        pytest.param("triton", triton_device, id="triton", marks=[pytest.mark.triton]),
+        pytest.param("cuda", "cuda", id="cuda", marks=[pytest.mark.cuda]),
+        pytest.param("reference", "cuda", id="reference-cuda", marks=[pytest.mark.cuda]),
+    ]

@@ -7,18 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from backend_cases import backend_device_params
 from taylor_fast import TaylorNet, ops, reference, taylor_loss
 from taylor_fast.triton import TritonBackend
 
 INTERPRETED = TritonBackend().interpreted
-TRITON_DEVICE = "cpu" if INTERPRETED else "cuda"
-BACKENDS = [
-    pytest.param("reference", "cpu", id="reference"),
-    pytest.param("cpu", "cpu", id="cpu"),
-    pytest.param("triton", TRITON_DEVICE, id="triton", marks=[pytest.mark.triton]),
-    pytest.param("cuda", "cuda", id="cuda", marks=[pytest.mark.cuda]),
-    pytest.param("reference", "cuda", id="reference-cuda", marks=[pytest.mark.cuda]),
-]
+BACKENDS = backend_device_params()
 ORDER = 3
 
 

@@ -9,18 +9,11 @@ import sys
 import pytest
 import torch
 
+from backend_cases import backend_device_params
 from conftest import make_images, make_weights
 from taylor_fast import TaylorNet, backbones, ops, taylor_loss
-from taylor_fast.triton import TritonBackend
 
-TRITON_DEVICE = "cpu" if TritonBackend().interpreted else "cuda"
-BACKENDS = [
-    pytest.param("reference", "cpu", id="reference"),
-    pytest.param("cpu", "cpu", id="cpu"),
-    pytest.param("triton", TRITON_DEVICE, id="triton", marks=[pytest.mark.triton]),
-    pytest.param("cuda", "cuda", id="cuda", marks=[pytest.mark.cuda]),
-    pytest.param("reference", "cuda", id="reference-cuda", marks=[pytest.mark.cuda]),
-]
+BACKENDS = backend_device_params()
 
 
 @pytest.fixture(autouse=True)
