@@ -37,7 +37,7 @@ def train(backend, device, shared, steps=2):
     data = torch.Generator().manual_seed(1)
     grads = []
     for _ in range(steps):
-        y, x = (torch.rand(2, 3, 12, 12, generator=data).to(device) for _ in range(2))
+        y, x = (torch.rand(1, 3, 12, 12, generator=data).to(device) for _ in range(2))
         optimizer.zero_grad()
         out, f = net.forward_terms(y)
         taylor_loss(out, f, x).backward()
@@ -65,7 +65,8 @@ def test_training_steps_are_bitwise_reproducible(backend, device, shared):
 
 @pytest.mark.parametrize("backend, device", BACKENDS)
 def test_op_backward_is_bitwise_reproducible(backend, device):
-    # shared weights: their gradient also sums the orders' (the training test covers per-order G)
+    # two images: a Triton program sums tiles of both. Shared weights: their gradient also sums
+    # the orders' (the training test covers per-order G)
     f, y = make_images(2, 3, 12, 12, dtype=torch.float32)
     weights = make_weights(3, 8, dtype=torch.float32)
     inputs = [t.to(device).requires_grad_() for t in (f, y, *weights)]
