@@ -1,0 +1,81 @@
+"""The bugs test_ops_property found, each pinned by one focused case on every backend."""
+import math
+
+import pytest
+import torch
+
+from backend_cases import OPS, available_backends, image_names, valid_arguments
+from taylor_fast import ops, reference
+
+BACKENDS = available_backends()
+
+
+def outputs_and_grads(fn, leaves, seed=0):
+    outs = fn(**leaves)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    gen = torch.Generator().manual_seed(seed)
+    grad_outs = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o.dtype) for o in outs]
+    tensors = [k for k, v in leaves.items() if isinstance(v, torch.Tensor)]
+    grads = torch.autograd.grad(outs, [leaves[k] for k in tensors], grad_outs)
+    return [o.detach() for o in outs], grads
+
+
+def leaves_of(args, dtype=None):
+    return {k: (v.detach().to(dtype or v.dtype).requires_grad_() if isinstance(v, torch.Tensor) else v)
+            for k, v in args.items()}
+
+
+# Triton's taylor_expand is left out: it takes 1/k! as floats (triton/_tiling.inverse_factorial),
+# and 32 interpreted orders take over 10 s
+@pytest.mark.parametrize("op,backend", [(op, b) for op in OPS for b in BACKENDS
+                                        if (op, b) != ("taylor_expand", "triton")])
+def test_the_largest_order_runs(op, backend):
+    """k = 31 and order 32 are accepted, and (k+1)! passes int64 from k = 20 on: the reference and
+    the fused step's backward divided by it as an int, which torch refuses ("int too big to convert")."""
+    args = valid_arguments(op, n=1, h=4, w=5, backend=backend)
+    args["k" if op == "taylor_step" else "order"] = 31 if op == "taylor_step" else 32
+    got_outs, got_grads = outputs_and_grads(getattr(ops, op), leaves_of(args))
+    del args["backend"]
+    with torch.backends.mkldnn.flags(enabled=False):
+        want_outs, want_grads = outputs_and_grads(getattr(reference, op), leaves_of(args, torch.float64))
+    for got, want in zip(got_outs + list(got_grads), want_outs + list(want_grads)):
+        assert got.isfinite().all()
+        scale = max(1.0, want.abs().max().item())
+        assert (got.double() - want).abs().max().item() <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("hidden", [1, 2, 3, 5])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_infinite_pixel_with_few_hidden_channels(backend, hidden):
+    """An infinite pixel gives the reference's ±inf, NaN and finite values around it. The CPU
+    kernels pad hidden to their register block with zero weights, and took the padded channels'
+    h = 0 * inf = NaN into conv2: NaN in the whole 5x5 neighbourhood."""
+    args = valid_arguments("taylor_step", n=1, h=5, w=6, hidden=hidden, backend=backend)
+    for value in (math.inf, -math.inf):
+        args["g"] = args["g"].clone()
+        args["g"][0, 1, 2, 3] = value
+        got_outs, got_grads = outputs_and_grads(ops.taylor_step, leaves_of(args))
+        exact = {k: v for k, v in args.items() if k != "backend"}
+        with torch.backends.mkldnn.flags(enabled=False):
+            want_outs, want_grads = outputs_and_grads(reference.taylor_step, leaves_of(exact, torch.float64))
+        for got, want in zip(got_outs, want_outs):
+            assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())
+            assert torch.equal(got[got.isinf()].sign(), want[want.isinf()].sign().float())
+        # the image gradients (the weights' may be NaN where torch's are not: test_ops_nonfinite)
+        for got, want in zip(got_grads[:3], want_grads[:3]):
+            assert torch.equal(got.isfinite(), want.isfinite())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", OPS)
+def test_leaky_relu_with_slope_zero_is_relu(op, backend):
+    """Every backend gives leaky_relu(slope 0) relu's answers, also where torch's own two differ
+    (-inf: relu 0, leaky_relu 0 * -inf = NaN; the gradient at a NaN pre-activation)."""
+    args = valid_arguments(op, n=1, h=4, w=5, backend=backend)
+    first = image_names(op)[0]
+    args[first][0, 0, 1, 1], args[first][0, 2, 2, 3] = math.inf, math.nan
+    relu = outputs_and_grads(getattr(ops, op), leaves_of({**args, "activation": "relu"}))
+    leaky = outputs_and_grads(getattr(ops, op), leaves_of({**args, "activation": "leaky_relu", "negative_slope": 0.0}))
+    for a, b in zip(relu[0] + list(relu[1]), leaky[0] + list(leaky[1])):
+        assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))
+
