@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from backend_cases import OPS, available_backends
+from backend_cases import OPS, available_backends, classes
 from property_worker import IMAGE_NAMES, WEIGHT_NAMES, build, order_name, run_in_child, tensor_names
 from taylor_fast import reference
 
@@ -170,11 +170,6 @@ def fp64_oracle(case):
         grads = torch.autograd.grad(outs, list(leaves.values()), [g.double() for g in grad_outs], allow_unused=True)
     grads = {n: torch.zeros_like(leaves[n]) if g is None else g for n, g in zip(names, grads)}
     return [o.detach() for o in outs], grads
-
-
-def classes(t):
-    """0 NaN, 1 +inf, 2 -inf, 3 finite."""
-    return torch.where(t.isnan(), 0, torch.where(t == math.inf, 1, torch.where(t == -math.inf, 2, 3)))
 
 
 def assert_matches(got, want, case, what, strict):

@@ -4,25 +4,22 @@ import math
 import pytest
 import torch
 
-from backend_cases import OPS, available_backends, image_names, valid_arguments
+from backend_cases import OPS, available_backends, image_names, outputs_and_grads, valid_arguments
 from taylor_fast import ops, reference
 
 BACKENDS = available_backends()
 
 
-def outputs_and_grads(fn, leaves, seed=0):
-    outs = fn(**leaves)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    gen = torch.Generator().manual_seed(seed)
-    grad_outs = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o.dtype) for o in outs]
-    tensors = [k for k, v in leaves.items() if isinstance(v, torch.Tensor)]
-    grads = torch.autograd.grad(outs, [leaves[k] for k in tensors], grad_outs)
-    return [o.detach() for o in outs], grads
+def fp64_reference(op, args):
+    """outputs_and_grads of the reference on args in float64, torch's native convolution (it
+    multiplies the zero padding like the fused kernels: test_ops_nonfinite)."""
+    exact = {k: v.double() if isinstance(v, torch.Tensor) else v for k, v in args.items() if k != "backend"}
+    with torch.backends.mkldnn.flags(enabled=False):
+        return outputs_and_grads(lambda a: getattr(reference, op)(**a), exact)
 
 
-def leaves_of(args, dtype=None):
-    return {k: (v.detach().to(dtype or v.dtype).requires_grad_() if isinstance(v, torch.Tensor) else v)
-            for k, v in args.items()}
+def fused(op, args):
+    return outputs_and_grads(lambda a: getattr(ops, op)(**a), args)
 
 
 # Triton's taylor_expand is left out: it takes 1/k! as floats (triton/_tiling.inverse_factorial),
@@ -34,11 +31,9 @@ def test_the_largest_order_runs(op, backend):
     the fused step's backward divided by it as an int, which torch refuses ("int too big to convert")."""
     args = valid_arguments(op, n=1, h=4, w=5, backend=backend)
     args["k" if op == "taylor_step" else "order"] = 31 if op == "taylor_step" else 32
-    got_outs, got_grads = outputs_and_grads(getattr(ops, op), leaves_of(args))
-    del args["backend"]
-    with torch.backends.mkldnn.flags(enabled=False):
-        want_outs, want_grads = outputs_and_grads(getattr(reference, op), leaves_of(args, torch.float64))
-    for got, want in zip(got_outs + list(got_grads), want_outs + list(want_grads)):
+    got_outs, got_grads = fused(op, args)
+    want_outs, want_grads = fp64_reference(op, args)
+    for got, want in zip(got_outs + tuple(got_grads), want_outs + tuple(want_grads)):
         assert got.isfinite().all()
         scale = max(1.0, want.abs().max().item())
         assert (got.double() - want).abs().max().item() <= 1e-4 * scale
@@ -54,10 +49,8 @@ def test_an_infinite_pixel_with_few_hidden_channels(backend, hidden):
     for value in (math.inf, -math.inf):
         args["g"] = args["g"].clone()
         args["g"][0, 1, 2, 3] = value
-        got_outs, got_grads = outputs_and_grads(ops.taylor_step, leaves_of(args))
-        exact = {k: v for k, v in args.items() if k != "backend"}
-        with torch.backends.mkldnn.flags(enabled=False):
-            want_outs, want_grads = outputs_and_grads(reference.taylor_step, leaves_of(exact, torch.float64))
+        got_outs, got_grads = fused("taylor_step", args)
+        want_outs, want_grads = fp64_reference("taylor_step", args)
         for got, want in zip(got_outs, want_outs):
             assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())
             assert torch.equal(got[got.isinf()].sign(), want[want.isinf()].sign().float())
@@ -74,8 +67,8 @@ def test_leaky_relu_with_slope_zero_is_relu(op, backend):
     args = valid_arguments(op, n=1, h=4, w=5, backend=backend)
     first = image_names(op)[0]
     args[first][0, 0, 1, 1], args[first][0, 2, 2, 3] = math.inf, math.nan
-    relu = outputs_and_grads(getattr(ops, op), leaves_of({**args, "activation": "relu"}))
-    leaky = outputs_and_grads(getattr(ops, op), leaves_of({**args, "activation": "leaky_relu", "negative_slope": 0.0}))
-    for a, b in zip(relu[0] + list(relu[1]), leaky[0] + list(leaky[1])):
+    relu = fused(op, {**args, "activation": "relu"})
+    leaky = fused(op, {**args, "activation": "leaky_relu", "negative_slope": 0.0})
+    for a, b in zip(relu[0] + tuple(relu[1]), leaky[0] + tuple(leaky[1])):
         assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))
 
