@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from backend_cases import OPS, available_backends, image_names, outputs_and_grads, valid_arguments
+from conftest import make_weights
+from cuda_emulator import harness
 from taylor_fast import ops, reference
 
 BACKENDS = available_backends()
@@ -72,3 +74,31 @@ def test_leaky_relu_with_slope_zero_is_relu(op, backend):
     for a, b in zip(relu[0] + tuple(relu[1]), leaky[0] + tuple(leaky[1])):
         assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))
 
+
+
+@pytest.mark.skipif(harness.compiler() is None, reason="no C++ compiler to build the CUDA emulator")
+@pytest.mark.parametrize("tensor_cores", [False, True], ids=["fp64", "bf16-mma"])
+def test_cuda_kernels_an_infinite_pixel_with_few_hidden_channels(tensor_cores):
+    """The same bug in the CUDA kernels (run by tests/cuda_emulator): hidden chunks padded with
+    zero weights to 8 (32 on tensor cores) took h = 0 * inf = NaN of the padded lanes into conv2."""
+    dtype = torch.bfloat16 if tensor_cores else torch.float64
+    args = valid_arguments("taylor_expand", n=1, h=5, w=6)
+    f, y = args["f"].double(), args["y"].double()
+    f[0, 1, 2, 3] = math.inf
+    weights = [t.double() for t in make_weights(3, 2, seed=4)]
+    fwd = harness.run("expand_forward", images={"f": f.to(dtype), "y": y.to(dtype)},
+                      weights=[t.to(dtype) for t in weights], order=1, slope=0.0, tensor_cores=tensor_cores)
+    exact = [t.to(dtype).double() for t in (f, y, *weights)]
+    with torch.backends.mkldnn.flags(enabled=False):
+        want = reference.taylor_expand(*exact, 1)
+    got = fwd["out"].double()
+    assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())
+    if not tensor_cores:  # the backward kernel (CUDA cores only): the image gradients
+        grad_out = torch.randn(f.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        bwd = harness.run("expand_backward", images={"grad_out": grad_out, "f": exact[0], "y": exact[1]},
+                          raw={"gs": fwd["gs"]}, weights=exact[2:], order=1, slope=0.0)
+        leaves = [t.clone().requires_grad_() for t in exact]
+        with torch.backends.mkldnn.flags(enabled=False):
+            want_grads = torch.autograd.grad(reference.taylor_expand(*leaves, 1), leaves[:2], grad_out)
+        for got_grad, want_grad in zip((bwd["grad_f"], bwd["grad_y"]), want_grads):
+            assert torch.equal(got_grad.isfinite(), want_grad.isfinite())
