@@ -161,7 +161,7 @@ def run(case):
         if isinstance(value, torch.Tensor) and value.device.type == "cpu":
             args[name] = value.to(device) if device != "cpu" else value
     names = [n for n in tensor_names(case["op"]) if isinstance(args[n], torch.Tensor)]
-    differentiable = case["backward"] and all(args[n].dtype.is_floating_point for n in names)
+    differentiable = all(args[n].dtype.is_floating_point for n in names)
     if differentiable:
         for name in names:
             args[name] = args[name].detach().requires_grad_()

@@ -36,7 +36,7 @@ FUSED_LIMITS = {
 }
 # |got - want| <= TOLERANCE * max(1, max |want|) for each output and gradient
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 6e-2}
-EXAMPLES = {"reference": 50, "cpu": 60, "cuda": 60, "triton": 20}
+EXAMPLES = {"reference": 50, "cpu": 60, "cuda": 60, "triton": 24}
 TIMEOUT_S = 120  # generous: the machine may be busy; a hang still fails
 LAYOUTS = ("contiguous", "contiguous", "channels_last", "transposed", "every_other", "offset", "expanded")
 
@@ -49,7 +49,7 @@ def _other(draw, values, avoid):
 
 def _mistakes(draw, case):
     """Makers of (kind, argument, detail, error) for one mistake that names one argument alone."""
-    op, n, c, hidden, kernel = case["op"], *case["shape"][:2], case["hidden"], case["kernel"]
+    op, c, hidden, kernel = case["op"], case["shape"][1], case["hidden"], case["kernel"]
     images, tensors, lead = IMAGE_NAMES[op], tensor_names(op), 1 if case["per_order"] else 0
     weight_dims = {"w1": {lead + 1: 2 * c, lead + 3: kernel}, "b1": {lead: hidden},
                    "w2": {lead: c, lead + 1: hidden, lead + 3: kernel}, "b2": {lead: c}}
@@ -92,10 +92,10 @@ def _mistakes(draw, case):
 # The choices per backend speed. On the slow one (Triton interpreted, ~1 s a call) fewer cases
 # must still be mostly valid calls it implements; the fast ones see more refusals and mistakes.
 CHOICES = {
-    "fast": dict(channels=(1, 2, 3, 5), hidden=(1, 4, 8, 65), kernel=(3, 3, 3, 1, 5), side=7, order=3,
-                 mistake=0.4),
-    "slow": dict(channels=(1, 2, 3, 3, 5), hidden=(1, 4, 8, 8, 65), kernel=(3, 3, 3, 3, 3, 5), side=5, order=2,
-                 mistake=0.25),
+    "fast": dict(dtypes=FLOAT_DTYPES, channels=(1, 2, 3, 5), hidden=(1, 4, 8, 65), kernel=(3, 3, 3, 1, 5),
+                 side=7, order=3, mistake=0.4),
+    "slow": dict(dtypes=FLOAT_DTYPES + ("float32", "bfloat16"), channels=(1, 2, 3, 3, 3, 5),
+                 hidden=(1, 4, 8, 8, 8, 65), kernel=(3,) * 7 + (5,), side=5, order=2, mistake=0.25),
 }
 
 
@@ -105,7 +105,7 @@ def cases(draw, backend):
     choose = CHOICES["slow" if backend == "triton" else "fast"]
     names = tensor_names(op)
     case = dict(
-        op=op, backend=backend, dtype=draw(st.sampled_from(FLOAT_DTYPES)),
+        op=op, backend=backend, dtype=draw(st.sampled_from(choose["dtypes"])),
         shape=(draw(st.sampled_from((0, 1, 2))), draw(st.sampled_from(choose["channels"])),
                draw(st.integers(1, choose["side"])), draw(st.integers(1, choose["side"]))),
         # k = 31, the largest: 1/32! is far below float16's range but the step must still hold
@@ -119,7 +119,7 @@ def cases(draw, backend):
         nonfinite=draw(st.just([]) | st.lists(st.tuples(st.sampled_from(names), st.floats(0, 0.999),
                                                         st.sampled_from((math.nan, math.inf, -math.inf))),
                                               min_size=1, max_size=2)),
-        seed=draw(st.integers(0, 2**16)), spoil=None, error=None, backward=True, native_conv=False,
+        seed=draw(st.integers(0, 2**16)), spoil=None, error=None,
     )
     case["sets"] = case["order"] if case["per_order"] else None
     # a share of the cases with one mistake (sampled_from and booleans lean hard to one side)
@@ -199,7 +199,7 @@ def in_range(outs, grads, dtype):
 
 
 def check(case, oracle):
-    """oracle(): fp64_oracle(case), asked for only when the call is valid."""
+    """oracle: fp64_oracle(case) for a valid call the backend implements, else None."""
     got = run_in_child(case, TIMEOUT_S)
     assert "crash" not in got, got.get("crash")
     if case["error"] is not None:
@@ -216,7 +216,7 @@ def check(case, oracle):
         assert kind == "RuntimeError" and f"backend '{case['backend']}' cannot run this call" in message, message
         return
     assert "error" not in got, "a valid call failed: {}: {}\n{}".format(*got["error"])
-    want_outs, want_grads = oracle()
+    want_outs, want_grads = oracle
     assert got["modified"] == [], f"the call wrote to its inputs {got['modified']}"
     assert len(got["outputs"]) == len(want_outs)
     for i, (out, want) in enumerate(zip(got["outputs"], want_outs)):
@@ -232,12 +232,12 @@ def test_random_calls_give_the_reference_result_or_a_clear_error(backend):
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(case=cases(backend))
     def property_holds(case):
-        event("malformed" if case["error"] else "refused" if refusal(case) else "valid")  # --hypothesis-show-statistics
+        event("malformed" if case["error"] else "refused" if refusal(case) else "valid")
         oracle = None
         if case["error"] is None and refusal(case) is None:
             oracle = fp64_oracle(case)
             assume(in_range(*oracle, case["dtype"]))
-        check(case, lambda: oracle)
+        check(case, oracle)
 
     property_holds()
 
