@@ -47,3 +47,21 @@ def backend_device_params() -> list:
         pytest.param("cuda", "cuda", id="cuda", marks=[pytest.mark.cuda]),
         pytest.param("reference", "cuda", id="reference-cuda", marks=[pytest.mark.cuda]),
     ]
+
+
+def classes(t: torch.Tensor) -> torch.Tensor:
+    """0 NaN, 1 +inf, 2 -inf, 3 finite."""
+    return torch.where(t.isnan(), 0, torch.where(t == float("inf"), 1, torch.where(t == -float("inf"), 2, 3)))
+
+
+def outputs_and_grads(fn, args, seed=3):
+    """fn(leaves) with every tensor of args as a fresh leaf, and the gradients of all of them
+    (zeros where unused) for fixed random upstream gradients."""
+    leaves = {k: v.detach().clone().requires_grad_() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    outs = fn(leaves)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    gen = torch.Generator().manual_seed(seed)
+    grad_outs = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o.dtype) for o in outs]
+    tensors = [k for k, v in leaves.items() if isinstance(v, torch.Tensor)]
+    grads = torch.autograd.grad(outs, [leaves[k] for k in tensors], grad_outs, allow_unused=True)
+    return outs, [torch.zeros_like(leaves[k]) if g is None else g for k, g in zip(tensors, grads)]

@@ -16,7 +16,7 @@ skips them, so an entry may be NaN where torch's is finite, never the other way 
 import pytest
 import torch
 
-from backend_cases import OPS, available_backends, image_names, valid_arguments
+from backend_cases import OPS, available_backends, classes, image_names, valid_arguments
 from cuda_emulator import harness
 from taylor_fast import ops, reference
 
@@ -30,11 +30,6 @@ SPOTS = {"image": [("image", (0, 1, 2, 3))], "y": [("y", (1, 0, 3, 5))], "acc": 
          "w1": [("w1", (3, 1, 0, 2))], "b1": [("b1", (5,))], "w2": [("w2", (1, 7, 2, 0))], "b2": [("b2", (2,))]}
 WEIGHTS = ("w1", "b1", "w2", "b2")
 STRICT = ("image", "y", "acc")
-
-
-def classes(t: torch.Tensor) -> torch.Tensor:
-    """0 NaN, 1 +inf, 2 -inf, 3 finite."""
-    return torch.where(t.isnan(), 0, torch.where(t == float("inf"), 1, torch.where(t == -float("inf"), 2, 3)))
 
 
 def assert_close_where_finite(got, want, what):

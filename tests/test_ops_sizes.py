@@ -4,7 +4,7 @@ at an 8K-like aspect ratio through many tiles."""
 import pytest
 import torch
 
-from backend_cases import OPS, available_backends, image_names, valid_arguments
+from backend_cases import OPS, available_backends, image_names, outputs_and_grads, valid_arguments
 from taylor_fast import ops, reference
 from taylor_fast.engine import evaluate, model, tiling
 from taylor_fast.engine.config import DEFAULTS
@@ -19,17 +19,6 @@ def reference_call(op, args):
     names = ["f", "y"] if op == "taylor_expand" else ["g", "y", "acc"]
     rest = ["w1", "b1", "w2", "b2", "order" if op == "taylor_expand" else "k", "activation", "negative_slope"]
     return fn(*[args[n] for n in names + rest])
-
-
-def outputs_and_grads(fn, args):
-    leaves = {k: v.detach().clone().requires_grad_() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
-    outs = fn(leaves)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    gen = torch.Generator().manual_seed(3)
-    grad_outs = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o.dtype) for o in outs]
-    tensors = [k for k, v in leaves.items() if isinstance(v, torch.Tensor)]
-    grads = torch.autograd.grad(outs, [leaves[k] for k in tensors], grad_outs, allow_unused=True)
-    return outs, [torch.zeros_like(leaves[k]) if g is None else g for k, g in zip(tensors, grads)]
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "x".join(map(str, s)))

@@ -65,6 +65,7 @@ CASES = [
     ("w1-6d", _set("w1", lambda w: w[None, None]), ValueError, r"'w1'.*got \(1, 1, 8, 6, 3, 3\)"),
     ("w1-even-kernel", _set("w1", lambda w: w[..., :2, :2]), ValueError, r"'w1' must have shape .*k odd.*got \(8, 6, 2, 2\)"),
     ("w1-non-square", _set("w1", lambda w: w[..., :1, :]), ValueError, r"'w1' must have shape .*got \(8, 6, 1, 3\)"),
+    ("w1-no-hidden", _set("w1", lambda w: w[:0]), ValueError, r"'w1' needs hidden >= 1 output channels, got shape \(0, 6, 3, 3\)"),
     ("b1-hidden", _resize("b1", 0, 7), ValueError, r"'b1' must have shape \(8,\), got \(7,\)"),
     ("b1-2d", _set("b1", lambda b: b[None]), ValueError, r"'b1' must have shape \(8,\), got \(1, 8\)"),
     ("w2-hidden", _resize("w2", 1, 4), ValueError, r"'w2' must have shape \(3, 8, 3, 3\), got \(3, 4, 3, 3\)"),
