@@ -20,10 +20,21 @@ TF_HOST_DEVICE T activate(T x, T slope) {
   return slope * x;
 }
 
-// d act / dx at the pre-activation x (relu: 0 at x <= 0, as torch's threshold_backward)
+// d act / dx at the pre-activation x, with torch's answer at x = NaN so that gradients near a
+// NaN match the reference: relu's threshold_backward zeroes only where x <= 0 (NaN passes, 1),
+// leaky_relu_backward keeps the gradient only where x > 0 (NaN gets the slope).
 template <typename T>
 TF_HOST_DEVICE T activate_grad(T x, T slope) {
+  if (slope == T(0)) return x <= T(0) ? T(0) : T(1);
   return x > T(0) ? T(1) : slope;
+}
+
+// The gradient dh reaching act(x) carried back to x: exactly 0 where relu is flat, even for an
+// infinite dh (threshold_backward selects, it does not multiply)
+template <typename T>
+TF_HOST_DEVICE T activate_backward(T dh, T x, T slope) {
+  const T d = activate_grad(x, slope);
+  return d == T(0) ? T(0) : d * dh;
 }
 
 // 1 / n! in double precision (n! overflows float at n = 35; orders are far smaller)

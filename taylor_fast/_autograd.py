@@ -52,7 +52,7 @@ def register_step_autograd(op_name: str, backward_op) -> None:
         grad_g_next = _zeros_if_none(grad_g_next, g)
         grad_acc_next = _zeros_if_none(grad_acc_next, g)
         # acc_next = acc + g_next / (k+1)!: fold the acc path into the gradient reaching g_next
-        total = grad_g_next + grad_acc_next / math.factorial(ctx.k + 1)
+        total = grad_g_next + grad_acc_next / float(math.factorial(ctx.k + 1))  # float: (k+1)! > int64 for k >= 20
         grad_g, grad_y, gw1, gb1, gw2, gb2 = backward_op(total, g, y, w1, b1, w2, b2, ctx.k, ctx.slope)
         return grad_g, grad_y, grad_acc_next, gw1, gb1, gw2, gb2, None, None
 

@@ -87,9 +87,18 @@ _BACKENDS = {
 }
 
 
+# Dynamo runs this at trace time and keeps the answer as a constant: the probes behind it call
+# torch._C and pybind functions that it cannot trace (so a process whose first call of an op is
+# inside torch.compile(fullgraph=True) would fail), and the answer cannot change within a process.
+@torch.compiler.assume_constant_result
+def availability(name: str) -> tuple[bool, str]:
+    """(available on this machine, reason) for backend `name`; probed once, then cached."""
+    return _BACKENDS[name].availability()
+
+
 def backends() -> dict[str, tuple[bool, str]]:
     """{name: (available on this machine, reason)} for every backend."""
-    return {name: _BACKENDS[name].availability() for name in BACKEND_NAMES}
+    return {name: availability(name) for name in BACKEND_NAMES}
 
 
 def check_backend_name(backend, fn: str) -> str:
@@ -106,11 +115,10 @@ def _debug_once(message: str) -> None:
 
 def rejection(name: str, call) -> str | None:
     """Why backend `name` cannot serve `call`, or None if it can."""
-    backend = _BACKENDS[name]
-    available, reason = backend.availability()
+    available, reason = availability(name)
     if not available:
         return f"not available: {reason}"
-    return backend.cannot_serve(call)
+    return _BACKENDS[name].cannot_serve(call)
 
 
 def select(requested: str, call, fn: str):

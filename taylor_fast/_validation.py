@@ -98,6 +98,8 @@ def _weights(w1, b1, w2, b2, x, sets, fn):
         raise ValueError(f"{fn}: argument 'w1' must have shape {form}, got {_shape(w1)}")
     c = x.shape[1]
     hidden, in1, kh, kw = w1.shape[len(lead):]
+    if hidden < 1:  # G without hidden channels is no network, and torch's convolution refuses it
+        raise ValueError(f"{fn}: argument 'w1' needs hidden >= 1 output channels, got shape {_shape(w1)}")
     if in1 != 2 * c or kh != kw or kh % 2 == 0:
         raise ValueError(
             f"{fn}: argument 'w1' must have shape {lead + (hidden, 2 * c, 'k', 'k')} with k odd "

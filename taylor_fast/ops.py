@@ -1,9 +1,10 @@
 """Public ops: validate, choose a backend, run. Every backend is differentiable; the fused
 ones (cpu, cuda, triton) carry a hand-written backward registered through torch.library, so
-torch.compile(fullgraph=True) traces them without graph breaks."""
+torch.compile(fullgraph=True) traces them without graph breaks. Under torch.autocast they run in
+the autocast dtype, as conv2d does (_autocast.py)."""
 from __future__ import annotations
 
-from . import _dispatch, _validation
+from . import _autocast, _dispatch, _validation
 
 
 def taylor_expand(f, y, w1, b1, w2, b2, order, activation="relu", negative_slope=0.2, backend="auto"):
@@ -14,16 +15,18 @@ def taylor_expand(f, y, w1, b1, w2, b2, order, activation="relu", negative_slope
     """
     fn = "taylor_fast.ops.taylor_expand"
     _dispatch.check_backend_name(backend, fn)
-    call = _validation.check_expand(f, y, w1, b1, w2, b2, order, activation, negative_slope, fn)
-    if order == 0:
+    inputs = _autocast.cast_inputs(f, y, w1, b1, w2, b2)
+    call = _validation.check_expand(*inputs, order, activation, negative_slope, fn)
+    if order == 0:  # no convolution to run: f passes through uncast
         return f
-    return _dispatch.select(backend, call, fn).expand(call, f, y, w1, b1, w2, b2, order)
+    return _dispatch.select(backend, call, fn).expand(call, *inputs, order)
 
 
 def taylor_step(g, y, acc, w1, b1, w2, b2, k, activation="relu", negative_slope=0.2, backend="auto"):
     """One order: returns (g_next, acc_next) with g_next = G(g, y) + k*g and acc_next = acc + g_next/(k+1)!."""
     fn = "taylor_fast.ops.taylor_step"
     _dispatch.check_backend_name(backend, fn)
-    call = _validation.check_step(g, y, acc, w1, b1, w2, b2, k, activation, negative_slope, fn)
-    return _dispatch.select(backend, call, fn).step(call, g, y, acc, w1, b1, w2, b2, k)
+    inputs = _autocast.cast_inputs(g, y, acc, w1, b1, w2, b2)
+    call = _validation.check_step(*inputs, k, activation, negative_slope, fn)
+    return _dispatch.select(backend, call, fn).step(call, *inputs, k)
 

@@ -22,7 +22,10 @@ ACTIVATIONS = ("relu", "leaky_relu")
 
 
 def activate(x: torch.Tensor, activation: str = "relu", negative_slope: float = 0.2) -> torch.Tensor:
-    if activation == "relu":
+    # leaky_relu with slope 0 is relu, and answers as relu where torch's leaky_relu does not:
+    # -inf -> 0 (not 0 * -inf = NaN) and a gradient that passes a NaN pre-activation (the fused
+    # kernels take relu as slope 0: taylor_fast._validation.Call.kernel_slope)
+    if activation == "relu" or (activation == "leaky_relu" and negative_slope == 0):
         return F.relu(x)
     if activation == "leaky_relu":
         return F.leaky_relu(x, negative_slope)
@@ -40,7 +43,8 @@ def taylor_step(g, y, acc, w1, b1, w2, b2, k, activation="relu", negative_slope=
     g_next = derivative_g(g, y, w1, b1, w2, b2, activation, negative_slope)
     if k:
         g_next = g_next + k * g
-    return g_next, acc + g_next / math.factorial(k + 1)
+    # a float: (k+1)! passes int64 from k = 20 on, and torch cannot take such an int as a scalar
+    return g_next, acc + g_next / float(math.factorial(k + 1))
 
 
 def order_weights(w1, b1, w2, b2, k):

@@ -137,7 +137,7 @@ class TaylorNet(nn.Module):
         out, g = f, f
         for k in range(self.order):
             g = self.derivative(g, y, k) + k * g
-            out = out + g / math.factorial(k + 1)
+            out = out + g / float(math.factorial(k + 1))  # (k+1)! overflows int64 from k = 20
         return out
 
     def forward_terms(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,6 @@ Child processes come from a forkserver that imported torch and taylor_fast once,
 starts in milliseconds instead of re-importing torch (seconds on this machine); they are real
 processes all the same, which kill -9 and torch.distributed need.
 """
-import multiprocessing
 import os
 import re
 import socket
@@ -15,12 +14,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from child_processes import forkserver_context
 from taylor_fast.data import add_rain, write_image
 
-_CONTEXT = multiprocessing.get_context("forkserver")
 # torch._dynamo: Adam imports it on first use (seconds); tensorboard: the run logs
-_CONTEXT.set_forkserver_preload(["taylor_fast.cli", "taylor_fast.engine.commands.train", "torch._dynamo",
-                                 "torch.utils.tensorboard", "engine_helpers"])
+_CONTEXT = forkserver_context("taylor_fast.cli", "taylor_fast.engine.commands.train", "torch._dynamo",
+                              "torch.utils.tensorboard", "engine_helpers")
 
 
 def smooth_image(h, w, seed):

@@ -1,5 +1,7 @@
 """ops.taylor_expand / taylor_step: validation, backend choice and agreement with the reference."""
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -108,3 +110,25 @@ def test_step_rejects_per_order_weights_and_bad_k():
         ops.taylor_step(g, y, g, *make_weights(orders=2), 0)
     with pytest.raises(ValueError, match="'k'"):
         ops.taylor_step(g, y, g, *make_weights(), -1)
+
+
+FIRST_CALL_COMPILED = """
+import torch
+from taylor_fast import TaylorNet
+torch.manual_seed(0)
+net = TaylorNet(torch.nn.Conv2d(3, 3, 3, padding=1), order=3, hidden=8, backend={backend!r})
+y = torch.rand(1, 3, 9, 11)
+out = torch.compile(net, fullgraph=True, backend="aot_eager")(y)
+torch.testing.assert_close(out, net(y))
+"""
+
+
+@pytest.mark.parametrize("backend", ["auto", "cpu"])
+def test_compile_traces_when_it_makes_the_first_call_in_a_process(backend):
+    """Backend probing (torch._C and pybind calls Dynamo cannot trace) must not run inside the
+    traced code: in a fresh process, the first call of the op is the compiled one."""
+    if backend == "cpu" and not taylor_fast.backends()["cpu"][0]:
+        pytest.skip("the fused CPU kernels are not built")
+    code = FIRST_CALL_COMPILED.format(backend=backend)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]

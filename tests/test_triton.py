@@ -18,6 +18,7 @@ import taylor_fast
 from conftest import make_images, make_weights
 from taylor_fast import _validation, ops, reference
 from taylor_fast.triton import TritonBackend  # without triton this module fails: it must not skip
+from taylor_fast.triton import _tiling
 
 pytestmark = pytest.mark.triton
 INTERPRETED = TritonBackend().interpreted
@@ -225,12 +226,21 @@ device = "cuda" if torch.cuda.is_available() else "cpu"
 with FakeTensorMode():
     shapes = [(1, 3, 5, 7), (1, 3, 5, 7), (2, 8, 6, 3, 3), (2, 8), (2, 3, 8, 3, 3), (2, 3)]
     inputs = [torch.empty(s, device=device).requires_grad_() for s in shapes]
-graph = aot_export_joint_simple(loss, inputs, trace_joint=True).graph
-launched = [kernel_side_table.get_kernel(n.kwargs["kernel_idx"]).fn.__name__ for n in graph.nodes
-            if n.target is torch.ops.higher_order.triton_kernel_wrapper_functional]
+
+
+def trace():
+    graph = aot_export_joint_simple(loss, inputs, trace_joint=True).graph
+    kernels = [kernel_side_table.get_kernel(n.kwargs["kernel_idx"]) for n in graph.nodes
+               if n.target is torch.ops.higher_order.triton_kernel_wrapper_functional]
+    return graph, [k.fn.__name__ for k in kernels], [len(k.configs) for k in kernels]
+
+graph, launched, configs = trace()
 opaque = [str(n.target) for n in graph.nodes if "taylor_fast" in str(n.target)]
+torch.use_deterministic_algorithms(True)
+_, launched_deterministic, configs_deterministic = trace()
 print(json.dumps({"available": available, "reason": reason, "traceable": _registration.TRACEABLE,
-                  "launched": launched, "opaque": opaque}))
+                  "launched": launched, "opaque": opaque, "configs": configs,
+                  "launched_deterministic": launched_deterministic, "configs_deterministic": configs_deterministic}))
 """
 
 
@@ -238,7 +248,8 @@ def test_compiled_mode_availability_and_graph_capture():
     # Without the interpreter, Triton compiles the kernels. On this CPU-only machine the backend
     # must then say it is unavailable and how to enable it; and, since Triton's front end needs
     # only a target, the ops must still trace (forward and registered backward, AOTAutograd) into
-    # graph nodes that launch the Triton kernels themselves, the form inductor compiles on a GPU.
+    # graph nodes that launch the Triton kernels themselves, the form inductor compiles on a GPU,
+    # with one pinned config per kernel when determinism is asked for.
     env = {**os.environ, "TRITON_INTERPRET": "0"}
     proc = subprocess.run([sys.executable, "-c", COMPILED_MODE], capture_output=True, text=True, env=env,
                           timeout=600)
@@ -250,6 +261,10 @@ def test_compiled_mode_availability_and_graph_capture():
     assert result["traceable"]
     assert result["launched"] == ["_step_forward_kernel"] * 2 + ["_step_backward_kernel"] * 2
     assert result["opaque"] == [], "the triton_op was not decomposed into its kernels"
+    # autotuned over every config, except under torch.use_deterministic_algorithms(True): one pinned
+    assert result["configs"] == [len(_tiling.FORWARD_CONFIGS)] * 2 + [len(_tiling.BACKWARD_CONFIGS)] * 2
+    assert result["launched_deterministic"] == result["launched"]
+    assert result["configs_deterministic"] == [1, 1, 1, 1]
 
 
 # ---- low precision: error against fp64, relative to the eager reference's in the same dtype ----

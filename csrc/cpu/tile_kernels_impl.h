@@ -48,9 +48,10 @@ struct Blocking {
 };
 
 // Sizes derived from the problem: hidden padded to HB, channel counts padded to CB (padding
-// carries zero weights, so it contributes nothing), and the packed weight layout. A tile's rows
-// are computed on e extra columns each side (e = 2 per order pipelined after the first; 0 in the
-// backward), which fixes three column frames relative to the tile's first column c0:
+// carries zero weights; the sums over hidden channels skip the padded ones, whose values may be
+// NaN when an input is infinite), and the packed weight layout. A tile's rows are computed on
+// e extra columns each side (e = 2 per order pipelined after the first; 0 in the backward),
+// which fixes three column frames relative to the tile's first column c0:
 //   hidden ring rows, hw columns:  column j is image column c0 - e - 1 + j
 //   conv2 output rows, ow columns: column x is image column c0 - e + x
 //   g ring rows, gw columns:       column i is image column c0 - e - 2 + i
@@ -178,10 +179,10 @@ void into_hidden_row(const Shape<B>& s, const typename B::T* const rows[3], int6
   }
 }
 
-// out[c][p] = bias[c] + sum_{m, dy, dx} w[m][dy][dx][c] * rows[dy][m * hw + dx + p * W], for the
-// CB channels of one block and P vectors of columns; out rows are out_stride apart.
+// out[c][p] = bias[c] + sum_{m < hidden, dy, dx} w[m][dy][dx][c] * rows[dy][m * hw + dx + p * W],
+// for the CB channels of one block and P vectors of columns; out rows are out_stride apart.
 template <class B, int P>
-inline void out_of_hidden(const typename B::T* const rows[3], int64_t hid_p, int64_t hw,
+inline void out_of_hidden(const typename B::T* const rows[3], int64_t hidden, int64_t hw,
                           const typename B::T* w, const typename B::T* bias, typename B::T* out,
                           int64_t out_stride) {
   using V = typename B::Vec;
@@ -191,7 +192,9 @@ inline void out_of_hidden(const typename B::T* const rows[3], int64_t hid_p, int
     const V b = bias ? V::broadcast(bias + c) : V::zero();
     TF_UNROLL for (int p = 0; p < P; ++p) acc[c][p] = b;
   }
-  for (int64_t m = 0; m < hid_p; ++m) {
+  // only the real hidden channels: a padded one has zero weights, but its h (conv1 of an
+  // infinite input with zero weights) or dz may be NaN, and 0 * NaN would reach every output
+  for (int64_t m = 0; m < hidden; ++m) {
     TF_UNROLL for (int dy = 0; dy < 3; ++dy) {
       const auto* src = rows[dy] + m * hw;
       TF_UNROLL for (int dx = 0; dx < 3; ++dx) {
@@ -222,7 +225,7 @@ void out_of_hidden_row(const Shape<B>& s, const typename B::T* const rows[3], in
     for (int64_t x = 0; x < s.ow; x += P2 * W) {
       const typename B::T* shifted[3] = {rows[0] + x, rows[1] + x, rows[2] + x};
       with_vectors<P2>((s.ow - x) / W, [&]<int P>() {
-        out_of_hidden<B, P>(shifted, s.hid_p, s.hw, wb, bb, out + cb * CB * s.ow + x, s.ow);
+        out_of_hidden<B, P>(shifted, s.hidden, s.hw, wb, bb, out + cb * CB * s.ow + x, s.ow);
       });
     }
   }

@@ -35,9 +35,13 @@ struct Avx2F32 {
     const __m256 keep = _mm256_cmp_ps(z.v, _mm256_setzero_ps(), _CMP_NLE_UQ);  // z > 0 or NaN
     return {_mm256_blendv_ps(negative, z.v, keep)};
   }
+  // dh where z > 0, slope * dh elsewhere; at z = NaN relu passes dh and leaky_relu scales it, as
+  // torch's threshold_backward and leaky_relu_backward do (step_math.h activate_grad)
   static Avx2F32 activate_backward(Avx2F32 dh, Avx2F32 z, const Act& a) {
     const __m256 negative = _mm256_and_ps(_mm256_mul_ps(dh.v, a.slope), a.keep_negative);
-    return {_mm256_blendv_ps(negative, dh.v, _mm256_cmp_ps(z.v, _mm256_setzero_ps(), _CMP_GT_OQ))};
+    const __m256 nan_relu = _mm256_andnot_ps(a.keep_negative, _mm256_cmp_ps(z.v, z.v, _CMP_UNORD_Q));
+    const __m256 keep = _mm256_or_ps(_mm256_cmp_ps(z.v, _mm256_setzero_ps(), _CMP_GT_OQ), nan_relu);
+    return {_mm256_blendv_ps(negative, dh.v, keep)};
   }
 };
 
@@ -70,7 +74,9 @@ struct Avx2F64 {
   }
   static Avx2F64 activate_backward(Avx2F64 dh, Avx2F64 z, const Act& a) {
     const __m256d negative = _mm256_and_pd(_mm256_mul_pd(dh.v, a.slope), a.keep_negative);
-    return {_mm256_blendv_pd(negative, dh.v, _mm256_cmp_pd(z.v, _mm256_setzero_pd(), _CMP_GT_OQ))};
+    const __m256d nan_relu = _mm256_andnot_pd(a.keep_negative, _mm256_cmp_pd(z.v, z.v, _CMP_UNORD_Q));
+    const __m256d keep = _mm256_or_pd(_mm256_cmp_pd(z.v, _mm256_setzero_pd(), _CMP_GT_OQ), nan_relu);
+    return {_mm256_blendv_pd(negative, dh.v, keep)};
   }
 };
 

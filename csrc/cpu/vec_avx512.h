@@ -29,9 +29,13 @@ struct Avx512F32 {
     const __mmask16 keep = _mm512_cmp_ps_mask(z.v, _mm512_setzero_ps(), _CMP_NLE_UQ);  // z > 0 or NaN
     return {_mm512_mask_blend_ps(keep, negative, z.v)};
   }
+  // dh where z > 0, slope * dh elsewhere; at z = NaN relu passes dh and leaky_relu scales it, as
+  // torch's threshold_backward and leaky_relu_backward do (step_math.h activate_grad)
   static Avx512F32 activate_backward(Avx512F32 dh, Avx512F32 z, const Act& a) {
     const __m512 negative = _mm512_maskz_mul_ps(a.keep_negative, dh.v, a.slope);
-    return {_mm512_mask_blend_ps(_mm512_cmp_ps_mask(z.v, _mm512_setzero_ps(), _CMP_GT_OQ), negative, dh.v)};
+    const __mmask16 nan_relu = _mm512_cmp_ps_mask(z.v, z.v, _CMP_UNORD_Q) & __mmask16(~a.keep_negative);
+    const __mmask16 keep = _mm512_cmp_ps_mask(z.v, _mm512_setzero_ps(), _CMP_GT_OQ) | nan_relu;
+    return {_mm512_mask_blend_ps(keep, negative, dh.v)};
   }
 };
 
@@ -60,7 +64,9 @@ struct Avx512F64 {
   }
   static Avx512F64 activate_backward(Avx512F64 dh, Avx512F64 z, const Act& a) {
     const __m512d negative = _mm512_maskz_mul_pd(a.keep_negative, dh.v, a.slope);
-    return {_mm512_mask_blend_pd(_mm512_cmp_pd_mask(z.v, _mm512_setzero_pd(), _CMP_GT_OQ), negative, dh.v)};
+    const __mmask8 nan_relu = _mm512_cmp_pd_mask(z.v, z.v, _CMP_UNORD_Q) & __mmask8(~a.keep_negative);
+    const __mmask8 keep = _mm512_cmp_pd_mask(z.v, _mm512_setzero_pd(), _CMP_GT_OQ) | nan_relu;
+    return {_mm512_mask_blend_pd(keep, negative, dh.v)};
   }
 };
 

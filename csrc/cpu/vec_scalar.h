@@ -24,10 +24,8 @@ struct ScalarVec {
   };
   static Act make_act(T slope) { return {slope}; }
   static ScalarVec activate(ScalarVec z, const Act& a) { return {taylor_fast::activate(z.v, a.slope)}; }
-  // d act(z) * dh; relu passes exactly 0 where z <= 0 (even for an infinite dh), as the vector ISAs do
   static ScalarVec activate_backward(ScalarVec dh, ScalarVec z, const Act& a) {
-    const T d = activate_grad(z.v, a.slope);
-    return {d == T(0) ? T(0) : d * dh.v};
+    return {taylor_fast::activate_backward(dh.v, z.v, a.slope)};
   }
 };
 

@@ -420,8 +420,11 @@ TF_DEVICE void step_forward_block(const StepForwardParams& p) {
       const int e = e1_position<T>(i);
       if (e < 0) continue;
       const bool in_image = inside(p.geo, o.oy + e / T::E1W - 1, o.ox + e % T::E1W - 1);
+      // a padded hidden lane (j0 + jj >= hidden) has zero weights, but u = 0 * inf = NaN next to
+      // an infinite pixel, and w2's zeros would carry it into every output: h is 0 there
 #pragma unroll
-      for (int jj = 0; jj < T::HC; ++jj) h_s[jj * T::E1 + e] = in_image ? activate(u[i][jj], slope) : acc_t(0);
+      for (int jj = 0; jj < T::HC; ++jj)
+        h_s[jj * T::E1 + e] = in_image && j0 + jj < hidden ? activate(u[i][jj], slope) : acc_t(0);
     }
     __syncthreads();
     accumulate_output<T>(out, h_s, w2b, C);
@@ -505,8 +508,10 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
 #pragma unroll
         for (int jj = 0; jj < T::HC; ++jj) {
           const acc_t u = h_s[jj * T::E1 + e];
-          h_s[jj * T::E1 + e] = in_image ? activate(u, slope) : acc_t(0);
-          gu_s[jj * T::E1 + e] = in_image ? r[i][jj] * activate_grad(u, slope) : acc_t(0);
+          // padded lanes 0, as in the forward (an infinite upstream gradient makes their dh NaN)
+          const bool real = in_image && j0 + jj < hidden;
+          h_s[jj * T::E1 + e] = real ? activate(u, slope) : acc_t(0);
+          gu_s[jj * T::E1 + e] = real ? activate_backward(r[i][jj], u, slope) : acc_t(0);
         }
       }
       __syncthreads();

@@ -116,9 +116,12 @@ TF_DEVICE void step_forward_block_mma(const StepForwardParams& p) {
         const bool in_image = inside(p.geo, o.oy + e / T::E1W - 1, o.ox + e % T::E1W - 1);
 #pragma unroll
         for (int nt = 0; nt < 4; ++nt) {
+          // a padded hidden channel (j0 + n >= hidden) has zero weights, but 0 * inf = NaN next
+          // to an infinite pixel, which w2's zeros would carry into every output: h is 0 there
           const int n = nt * 8 + 2 * t;
-          const float h0 = in_image ? activate(acc[nt][2 * half] + b1s[n], slope) : 0.f;
-          const float h1 = in_image ? activate(acc[nt][2 * half + 1] + b1s[n + 1], slope) : 0.f;
+          const bool real0 = in_image && j0 + n < hidden, real1 = in_image && j0 + n + 1 < hidden;
+          const float h0 = real0 ? activate(acc[nt][2 * half] + b1s[n], slope) : 0.f;
+          const float h1 = real1 ? activate(acc[nt][2 * half + 1] + b1s[n + 1], slope) : 0.f;
           store_pair(h16 + e * HS + n, pack(bits_from_float(h0, tag), bits_from_float(h1, tag)));
         }
       }

@@ -7,4 +7,5 @@
     distributed torchrun process groups                    progress    tqdm, log file, TensorBoard
     paths       outputs stay inside the output folder      atomic      write-fsync-rename
     rng         generator states                           commands/   the CLI subcommands
+    chunks      a batch that runs out of memory is split, not failed
 """

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from .. import metrics
 from ..data import write_image
 from ..taylornet import TaylorNet
+from .chunks import Chunked
 from .config import ConfigError
 from .paths import safe_file_name
 from .tiling import tiled
@@ -32,11 +33,13 @@ def parse_orders(text: str) -> list[int]:
 
 
 @torch.no_grad()
-def restore(net: TaylorNet, image: torch.Tensor, tile: int | None = None, overlap: int = 32,
+def restore(net: TaylorNet | Chunked, image: torch.Tensor, tile: int | None = None, overlap: int = 32,
             progress=None) -> torch.Tensor:
     """The model's output for a (3, H, W) image in [0, 1], clamped to [0, 1] (progress(n) is
-    called as tiles finish)."""
-    device = next(net.parameters()).device
+    called as tiles finish). Pass Chunked(net) when restoring many images, so that a batch size
+    that ran out of memory is remembered from one image to the next (see tiling.tiled)."""
+    module = net.model if isinstance(net, Chunked) else net
+    device = next(module.parameters()).device
     return tiled(net, image[None].to(device), tile, overlap, progress=progress)[0].clamp(0, 1).cpu()
 
 
@@ -44,11 +47,12 @@ def evaluate(nets: dict[int, TaylorNet], dataset, *, channel: str, crop_border: 
              tile: int | None = None, overlap: int = 32, images_dir: Path | None = None, bar: bool = True) -> dict:
     """{order: {"psnr", "ssim", "per_image": [{"name", "psnr", "ssim"}]}} for every net of `nets`."""
     per_order = {order: [] for order in nets}
+    runs = {order: Chunked(net) for order, net in nets.items()}
     for index in tqdm(range(len(dataset)), desc="eval", unit="img", disable=not bar):
         item = dataset[index]
         target = item["target"]
-        for order, net in nets.items():
-            restored = restore(net, item["input"], tile, overlap)
+        for order, run in runs.items():
+            restored = restore(run, item["input"], tile, overlap)
             options = dict(channel=channel, crop_border=crop_border, quantize=quantize)
             per_order[order].append({"name": item["name"],
                                      "psnr": metrics.psnr(restored, target, **options).item(),

@@ -9,9 +9,12 @@ overlap/4 pixels gives exactly its whole-image output, and a deeper one shows no
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
+
+from .chunks import Chunked, ChunkingWarning, OutOfMemory
 
 
 def starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -52,10 +55,36 @@ def tiled(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, ti
     """model(image) for an (N, C, H, W) image, computed tile by tile when H or W exceeds `tile`
     (tile None: in one piece). Tiles go through the model `batch` at a time; the output has the
     input's size and dtype, accumulated in float32 on the input's device. progress(n) is called
-    as n more windows (count() in all) are done."""
+    as n more windows (count() in all) are done.
+
+    Memory: a batch of tiles (or of images) that runs out of memory is split (chunks.Chunked;
+    pass a Chunked model to keep the part size it learnt across calls), and when a single tile
+    or image does not fit, the image is redone in tiles of half the side, down to tiles just
+    larger than the overlap; below that chunks.OutOfMemory is raised."""
+    run = model if isinstance(model, Chunked) else Chunked(model)
+    height, width = image.shape[-2:]
+    while True:
+        try:
+            return _tiled(run, image, tile, overlap, batch, progress)
+        except OutOfMemory as exc:
+            tile = _smaller_tile(height, width, tile, overlap, exc)
+
+
+def _smaller_tile(height: int, width: int, tile: int | None, overlap: int, exc: OutOfMemory) -> int:
+    side = (max(height, width) if tile is None else min(tile, max(height, width))) // 2
+    if side <= max(overlap, 4):
+        raise OutOfMemory(f"{exc}; tiles of {side} pixels would not be larger than the overlap ({overlap}), "
+                          "so there is no smaller tiling to fall back to") from exc
+    warnings.warn(f"{exc}; retrying the {height}x{width} image in tiles of {side} pixels (overlap {overlap})",
+                  ChunkingWarning, stacklevel=3)
+    return side
+
+
+def _tiled(run: Chunked, image: torch.Tensor, tile: int | None, overlap: int, batch: int,
+           progress: Callable[[int], None] | None) -> torch.Tensor:
     n, _, height, width = image.shape
     if tile is None or (height <= tile and width <= tile):
-        out = model(image)
+        out = run(image)
         if progress is not None:
             progress(1)
         return out
@@ -66,7 +95,7 @@ def tiled(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, ti
     for first in range(0, len(windows), batch):
         group = windows[first:first + batch]
         crops = torch.cat([image[:, :, t:t + h, l:l + w] for t, l, h, w in group])
-        results = model(crops).float()
+        results = run(crops).float()
         if out is None:
             out = image.new_zeros((n, results.shape[1], height, width), dtype=torch.float32)
             weight = image.new_zeros((1, 1, height, width), dtype=torch.float32)

@@ -49,6 +49,26 @@ def configs(tuned):
     return INTERPRETER_CONFIGS if INTERPRETED else tuned
 
 
+class Tunable:
+    """A kernel autotuned over `tuned` configs, or pinned to the first of them while
+    torch.use_deterministic_algorithms(True) is in force.
+
+    Why pin: the tile shape decides how the backward groups pixels into per-program partial sums
+    of the weight gradients, and tile and warps decide how tl.dot is lowered, so two configs can
+    round differently; the autotuner picks by measured time, which can pick differently in another
+    process or on a busy GPU. One fixed config makes every run agree bitwise on the same GPU. The
+    first config of each list is the lightest on registers and spills (see above)."""
+
+    KEY = ["H", "W", "C", "HIDDEN"]
+
+    def __init__(self, kernel, tuned):
+        self.tuned = triton.autotune(configs=configs(tuned), key=self.KEY)(kernel)
+        self.pinned = triton.autotune(configs=configs(tuned)[:1], key=self.KEY)(kernel)
+
+    def for_this_call(self):
+        return self.pinned if torch.are_deterministic_algorithms_enabled() else self.tuned
+
+
 def padded(n: int) -> int:
     """The smallest power of two >= max(n, 16): tl.arange needs powers of two, tl.dot >= 16."""
     return max(16, triton.next_power_of_2(n))
@@ -153,9 +173,12 @@ def activate(x, slope):
 
 
 @triton.jit
-def activate_grad(x, slope):
-    """d act / dx at the pre-activation (relu: 0 at x <= 0, as torch's threshold_backward)."""
-    return tl.where(x > 0, 1.0, slope)
+def activate_backward(dh, x, slope):
+    """dh carried back through act at the pre-activation x, as torch does (csrc/step_math.h):
+    relu selects 0 where x <= 0 (NaN passes dh; an infinite dh gives 0, not NaN), leaky_relu
+    keeps dh where x > 0 and scales it elsewhere (NaN included)."""
+    relu = tl.where(x <= 0, 0.0, dh)
+    return tl.where(slope == 0.0, relu, tl.where(x > 0, dh, dh * slope))
 
 
 # Triton 3.8's interpreter multiplies bfloat16 dot operands as their raw 16-bit patterns (it

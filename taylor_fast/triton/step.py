@@ -25,7 +25,6 @@ from . import _tiling as T
 from ._registration import PREFIX, define, like, wrap_triton
 
 
-@triton.autotune(configs=T.configs(T.FORWARD_CONFIGS), key=["H", "W", "C", "HIDDEN"])
 @triton.jit
 def _step_forward_kernel(
     g_ptr, y_ptr, acc_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, g_out_ptr, acc_out_ptr,
@@ -54,7 +53,6 @@ def _step_forward_kernel(
         tl.store(acc_out_ptr + offsets, acc + g_next * inv_fact, mask=owned)
 
 
-@triton.autotune(configs=T.configs(T.BACKWARD_CONFIGS), key=["H", "W", "C", "HIDDEN"])
 @triton.jit
 def _step_backward_kernel(
     dg_ptr, g_ptr, y_ptr, w1_ptr, b1_ptr, w2_ptr, extra_ptr, dy_in_ptr, grad_g_ptr, dy_out_ptr,
@@ -87,7 +85,7 @@ def _step_backward_kernel(
         b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
         pre = T.mm(x, w1, IEEE) + b1[None, :]
         real = inside[:, None] & (hid < HIDDEN)[None, :]
-        dpre = tl.where(real, dh * T.activate_grad(pre, slope), 0.0)
+        dpre = tl.where(real, T.activate_backward(dh, pre, slope), 0.0)
         h = tl.where(real, T.activate(pre, slope), 0.0)
 
         # Weight gradients: each pixel counts once, in the program that owns it. dW2's pixel is
@@ -137,6 +135,10 @@ def _step_backward_kernel(
     tl.store(pb2_ptr + row * C + kk2 // 9, db2, mask=(kk2 % 9 == 4) & (kk2 < C * 9))
 
 
+_step_forward = T.Tunable(_step_forward_kernel, T.FORWARD_CONFIGS)
+_step_backward = T.Tunable(_step_backward_kernel, T.BACKWARD_CONFIGS)
+
+
 def launch_forward(g, y, acc, weights, g_out, acc_out, k, slope):
     """One forward step on contiguous (N, C, H, W) images into g_out and acc_out (which must not
     alias the inputs: neighbouring programs read g's halo, and the autotuner reruns the kernel)."""
@@ -146,7 +148,7 @@ def launch_forward(g, y, acc, weights, g_out, acc_out, k, slope):
     def grid(meta):
         return (T.tiles(height, width, meta["TH"], meta["TW"]), batch)
 
-    wrap_triton(_step_forward_kernel)[grid](
+    wrap_triton(_step_forward.for_this_call())[grid](
         g, y, acc, w1, b1, w2, b2, g_out, acc_out,
         height, width, float(k), T.inverse_factorial(k + 1), float(slope),
         IEEE=T.ieee_fp32(w1.dtype), **T.dot_shapes(channels, w1.shape[0]),
@@ -161,7 +163,7 @@ def launch_backward(dg, g, y, weights, k, slope, grad_g, grad_y, extra=None, ext
     batch, channels, height, width = g.shape
     programs = T.programs_for_reduction(batch, height, width, g.device)
     partials = [torch.empty((programs, w.numel()), device=g.device, dtype=torch.float32) for w in (w1, b1, w2, b2)]
-    wrap_triton(_step_backward_kernel)[(programs,)](
+    wrap_triton(_step_backward.for_this_call())[(programs,)](
         dg, g, y, w1, b1, w2,
         dg if extra is None else extra, y if dy_in is None else dy_in,  # unread when absent
         grad_g, grad_y, *partials,

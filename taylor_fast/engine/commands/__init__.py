@@ -7,6 +7,7 @@ import sys
 
 from ...data import DatasetError, ImageReadError
 from ..checkpoint import CheckpointError
+from ..chunks import OutOfMemory
 from ..config import ConfigError
 from ..paths import UnsafePathError
 from ..tiling import check
@@ -17,7 +18,7 @@ class CommandError(RuntimeError):
 
 
 USAGE_ERRORS = (ConfigError, UnsafePathError)
-RUNTIME_ERRORS = (CheckpointError, CommandError, DatasetError, ImageReadError)
+RUNTIME_ERRORS = (CheckpointError, CommandError, DatasetError, ImageReadError, OutOfMemory)
 
 
 def reports_errors(command: str, *more: type[Exception]):

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from ...data import read_image, write_image
 from ...data.image_io import image_size
 from .. import model
+from ..chunks import Chunked
 from ..config import ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
@@ -55,11 +56,12 @@ def main(args) -> int:
         args.output.mkdir(parents=True, exist_ok=True)
     # one bar over the tiles of all images: a folder advances image by image, a large image tile by tile
     tiles = sum(count(*image_size(job.source), args.tile or None, args.overlap) for job in jobs)
+    run = Chunked(net)  # one for all images: a tile batch that ran out of memory stays split
     with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles == 1) as bar:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
             image = read_image(job.source)
-            restored = restore_image(net, image, args.tile or None, args.overlap, progress=bar.update)
+            restored = restore_image(run, image, args.tile or None, args.overlap, progress=bar.update)
             job.target.parent.mkdir(parents=True, exist_ok=True)
             write_image(job.target, restored, bits=job.bits)
     where = jobs[0].target if len(jobs) == 1 else args.output
