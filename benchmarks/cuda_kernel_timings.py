@@ -20,6 +20,7 @@ import sys
 import torch
 
 from taylor_fast import ops, reference
+from taylor_fast.bench.memory import cuda_peak_bytes
 
 ORDER, HIDDEN, C = 3, 32, 3
 FLOPS_PER_PIXEL_ORDER = 2 * 9 * (2 * C * HIDDEN + HIDDEN * C)  # DESIGN §5: 5184
@@ -39,15 +40,6 @@ def time_ms(fn, iters: int, warmup: int = 3) -> float:
         end.synchronize()
         times.append(start.elapsed_time(end))
     return statistics.median(times)
-
-
-def peak_mib(fn) -> float:
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def make_case(n, h, w, dtype):
@@ -102,7 +94,8 @@ def measure(n, h, w, dtype_name, iters, with_compile):
                      "forward_min_traffic_gbs": min_bytes / fwd / 1e6}
         if name in candidates:
             row[name]["forward_backward_ms"] = time_ms(lambda: forward_backward(fn, f, y, weights, grad), iters)
-            row[name]["peak_forward_backward_mib"] = peak_mib(lambda: forward_backward(fn, f, y, weights, grad))
+            row[name]["peak_forward_backward_mib"] = cuda_peak_bytes(
+                lambda: forward_backward(fn, f, y, weights, grad)) / 2**20
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
