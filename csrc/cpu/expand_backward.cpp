@@ -1,16 +1,33 @@
 // taylor_fast::expand_backward on CPU: the adjoint recursion over every order in one call,
 //   a_n = dO / n!,   a_k = dO / k! + J_k^T a_{k+1} + k a_{k+1},   grad_f = a_0,
-// each order recomputing its hidden activation per tile from the saved 3-channel g^k. grad_y
-// sums every order's share; shared weights sum every order's gradients, in a fixed order.
+// each order recomputing its hidden activation per tile from the saved 3-channel g^k. With
+// shared weights the orders run in pipelined passes of up to kMaxPipelinedOrders, whose terms in y
+// are computed once per pass from the sum of the orders' dz. grad_y sums every pass's share;
+// shared weights sum every order's gradients, in a fixed order.
 #include <ATen/Dispatch.h>
+#include <ATen/ops/all.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/isfinite.h>
 
 #include "cpu/cpu_ops.h"
 #include "cpu/order_launch.h"
 #include "cpu/reduced_precision.h"
 #include "step_math.h"
 
+#include <algorithm>
+#include <initializer_list>
+
 namespace taylor_fast::cpu {
+
+namespace {
+
+bool all_finite(std::initializer_list<at::Tensor> tensors) {
+  for (const at::Tensor& t : tensors)
+    if (!at::isfinite(t).all().item<bool>()) return false;
+  return true;
+}
+
+}  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> expand_backward(
     const at::Tensor& grad_out, const at::Tensor& f, const at::Tensor& y, const at::Tensor& gs,
@@ -36,24 +53,37 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       grad_y.zero_();
     } else if (f.numel() > 0) {
       const auto& kernels = tile_kernels<scalar_t>(active_cpu_isa());
-      const Tiling t = choose_tiling(geo, kernels);
+      // shared weights: passes of up to `depth` orders, their y terms computed once per pass from
+      // the sum of the orders' dz; with an infinite y or weight that sum would turn the reference's
+      // 0 * inf = NaN of an order with dz = 0 into +-inf, so such calls run order by order
+      const bool pipelined = !per_order && all_finite({y, w1, b1, w2, b2});
+      const int64_t depth = pipelined ? std::min(order, kMaxPipelinedOrders) : 1;
+      const Tiling t = choose_tiling(geo, kernels, depth);
       const auto y_planes = padded_copy(t, kernels, y);
-      auto g = padded_images(t, kernels, f.options());
+      std::vector<PaddedImages<scalar_t>> g;
+      for (int64_t q = 0; q < depth; ++q) g.push_back(padded_images(t, kernels, f.options()));
       PaddedImages<scalar_t> adjoint[2] = {padded_copy(t, kernels, grad_out),
                                            padded_images(t, kernels, f.options())};
       adjoint[0].interior.mul_(inverse_factorial(order));
       std::vector<scalar_t> weights;
-      for (int64_t k = order - 1, cur = 0; k >= 0; --k, cur = 1 - cur) {
-        g.interior.copy_(k == 0 ? f : gs[k - 1]);
+      for (int64_t k = order - 1, cur = 0; k >= 0; k -= depth, cur = 1 - cur) {
+        const int64_t orders = std::min(depth, k + 1);
+        std::vector<Planes<const scalar_t>> inputs;
+        std::vector<scalar_t> dout_coefs;
+        for (int64_t q = 0; q < orders; ++q) {
+          g[q].interior.copy_(k - q == 0 ? f : gs[k - q - 1]);
+          inputs.push_back(g[q].read());
+          dout_coefs.push_back(static_cast<scalar_t>(inverse_factorial(k - q)));
+        }
         if (per_order || k == order - 1) weights = packed_weight_set(kernels, w1, b1, w2, b2, k);
-        BackwardArgs<scalar_t> a = backward_args(t, g, y_planes, adjoint[cur], weights, k, negative_slope);
+        BackwardArgs<scalar_t> a = backward_args(t, inputs, y_planes, adjoint[cur], weights, k, negative_slope);
         a.dout = read_view_of<scalar_t>(grad_out);
-        a.dout_coef = static_cast<scalar_t>(inverse_factorial(k));
-        if (k > 0) a.grad_g_planes = adjoint[1 - cur].planes;
+        a.dout_coefs = dout_coefs.data();
+        if (k - orders + 1 > 0) a.grad_g_planes = adjoint[1 - cur].planes;
         else a.grad_g = view_of<scalar_t>(grad_f);
         a.grad_y = view_of<scalar_t>(grad_y);
         a.accumulate_y = k != order - 1;
-        run_backward_order(kernels, a, grads.data() + (per_order ? k : 0) * size);
+        run_backward_pass(kernels, a, grads.data() + (per_order ? k : 0) * size);
       }
     }
     std::tie(gw1, gb1, gw2, gb2) = weight_grad_tensors(grads, w1, b1, w2, b2);

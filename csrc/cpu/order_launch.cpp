@@ -132,12 +132,13 @@ ForwardArgs<T> forward_args(const Tiling& t, const PaddedImages<T>& g, const Pad
 }
 
 template <typename T>
-BackwardArgs<T> backward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
+BackwardArgs<T> backward_args(const Tiling& t, const std::vector<Planes<const T>>& g, const PaddedImages<T>& y,
                               const PaddedImages<T>& grad_g_next, const std::vector<T>& weights, int64_t k,
                               double negative_slope) {
   BackwardArgs<T> a;
   a.tiling = t;
-  a.g = g.read();
+  a.orders = static_cast<int64_t>(g.size());
+  a.g = g.data();
   a.y = y.read();
   a.grad_g_next = grad_g_next.read();
   a.weights = weights.data();
@@ -177,11 +178,11 @@ void run_forward_pass(const TileKernels<T>& kernels, const ForwardArgs<T>& args)
 }
 
 template <typename T>
-void run_backward_order(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads) {
+void run_backward_pass(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads) {
   const Tiling& t = args.tiling;
   const int64_t tiles = t.count(), size = weight_grad_size(t.C, t.hidden);
   std::vector<T> shares(tiles * size);
-  for_each_tile<T>(tiles, kernels.backward_scratch_size(t), [&](int64_t i, T* scratch) {
+  for_each_tile<T>(tiles, kernels.backward_scratch_size(t, args.orders), [&](int64_t i, T* scratch) {
     kernels.backward_tile(args, i, scratch, shares.data() + i * size);
   });
   at::parallel_for(0, size, 256, [&](int64_t begin, int64_t end) {
@@ -229,10 +230,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors(
                                           const T*, int64_t, const T*, int64_t, int64_t, double);               \
   template std::vector<T> packed_weight_sets<T>(const TileKernels<T>&, const at::Tensor&, const at::Tensor&,    \
                                                 const at::Tensor&, const at::Tensor&);                          \
-  template BackwardArgs<T> backward_args<T>(const Tiling&, const PaddedImages<T>&, const PaddedImages<T>&,      \
-                                            const PaddedImages<T>&, const std::vector<T>&, int64_t, double);    \
+  template BackwardArgs<T> backward_args<T>(const Tiling&, const std::vector<Planes<const T>>&,                \
+                                            const PaddedImages<T>&, const PaddedImages<T>&, const std::vector<T>&, \
+                                            int64_t, double);                                                    \
   template void run_forward_pass<T>(const TileKernels<T>&, const ForwardArgs<T>&);                             \
-  template void run_backward_order<T>(const TileKernels<T>&, const BackwardArgs<T>&, T*);                       \
+  template void run_backward_pass<T>(const TileKernels<T>&, const BackwardArgs<T>&, T*);                        \
   template std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors<T>(                   \
       const std::vector<T>&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&);
 TF_INSTANTIATE(float)

@@ -16,8 +16,8 @@ namespace taylor_fast::cpu {
 template <typename T>
 Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels, int64_t depth = 1);
 
-// Orders an expansion's forward pipelines per pass: the y half of conv1 is computed once per
-// pass, while the rings a pass keeps per order must stay in cache.
+// Orders an expansion's forward and backward pipeline per pass: the terms that involve y are
+// computed once per pass, while the rings a pass keeps per order must stay in cache.
 constexpr int64_t kMaxPipelinedOrders = 3;
 
 // A batch of images in zero-bordered planes (see Planes), with the (N, C, H, W) view of the
@@ -55,19 +55,20 @@ template <typename T>
 ForwardArgs<T> forward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
                             const T* weights, int64_t weights_stride, const T* coefs, int64_t k0, int64_t orders,
                             double negative_slope);
-// The inputs of one order's backward; the caller adds where the results go.
+// The inputs of a backward pass over orders k, k - 1, ..., k - orders + 1 (g: their inputs
+// g^{k-q}, `orders` planes), of one weight set; the caller adds where the results go.
 template <typename T>
-BackwardArgs<T> backward_args(const Tiling& t, const PaddedImages<T>& g, const PaddedImages<T>& y,
+BackwardArgs<T> backward_args(const Tiling& t, const std::vector<Planes<const T>>& g, const PaddedImages<T>& y,
                               const PaddedImages<T>& grad_g_next, const std::vector<T>& weights, int64_t k,
                               double negative_slope);
 
 template <typename T>
 void run_forward_pass(const TileKernels<T>& kernels, const ForwardArgs<T>& args);
 
-// Adds this order's weight gradients (weight_grad_size values, natural layout) into grads. The
+// Adds the pass's weight gradients (weight_grad_size values, natural layout) into grads. The
 // tiles' shares are summed in tile order, so the result does not depend on the thread count.
 template <typename T>
-void run_backward_order(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads);
+void run_backward_pass(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads);
 
 // grads holds `sets` consecutive weight-gradient blocks; returns them as tensors shaped and
 // laid out like empty_like(w1), empty_like(b1), empty_like(w2), empty_like(b2).

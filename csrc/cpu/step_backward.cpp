@@ -29,10 +29,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       const auto g_planes = padded_copy(t, kernels, g), y_planes = padded_copy(t, kernels, y);
       const auto gn_planes = padded_copy(t, kernels, grad_g_next);
       const auto weights = packed_weight_set(kernels, w1, b1, w2, b2, 0);
-      BackwardArgs<scalar_t> a = backward_args(t, g_planes, y_planes, gn_planes, weights, k, negative_slope);
+      const std::vector<Planes<const scalar_t>> inputs = {g_planes.read()};
+      BackwardArgs<scalar_t> a = backward_args(t, inputs, y_planes, gn_planes, weights, k, negative_slope);
       a.grad_g = view_of<scalar_t>(grad_g);
       a.grad_y = view_of<scalar_t>(grad_y);
-      run_backward_order(kernels, a, grads.data());
+      run_backward_pass(kernels, a, grads.data());
     }
     std::tie(gw1, gb1, gw2, gb2) = weight_grad_tensors(grads, w1, b1, w2, b2);
   });

@@ -1,7 +1,7 @@
 // The interface between the CPU ops (torch-aware host code) and the per-ISA tile kernels
 // (torch-free, compiled once per vector ISA). One call of a tile kernel covers one output tile:
 // forward_tile runs one or a few consecutive orders of the derivative step there and writes
-// their g and acc; backward_tile runs one order's backward there, writes the input gradients
+// their g and acc; backward_tile runs one or a few consecutive orders' backward there, writes the input gradients
 // and returns the tile's share of the weight gradients.
 //
 // Images reach the kernels as zero-bordered planes (Planes), so the 3x3 convolutions need no
@@ -39,7 +39,7 @@ struct View {
 struct Tiling {
   int64_t N = 0, C = 0, H = 0, W = 0, hidden = 0;
   int64_t tile_w = 0, tile_h = 0;
-  int64_t depth = 1;  // the most orders a forward pass pipelines (ForwardArgs::orders)
+  int64_t depth = 1;  // the most orders a pass pipelines (ForwardArgs::orders, BackwardArgs::orders)
 
   int64_t col_blocks() const { return (W + tile_w - 1) / tile_w; }
   int64_t row_blocks() const { return (H + tile_h - 1) / tile_h; }
@@ -88,20 +88,25 @@ struct ForwardArgs {
   View<T> acc_out;             // acc_out = acc_in + sum_i coefs[i] g^{k0+i+1} (may alias acc_in)
 };
 
+// `orders` consecutive orders k, k - 1, ..., k - orders + 1 of one weight set (a pipelined pass;
+// orders <= tiling.depth): pipeline position q runs order k - q.
 template <typename T>
 struct BackwardArgs {
   Tiling tiling;
-  Planes<const T> g, y;
-  Planes<const T> grad_g_next;  // the whole gradient reaching g_next
+  int64_t orders = 1, k = 0;
+  const Planes<const T>* g = nullptr;  // g[q]: g^{k-q}, the input of position q's order
+  Planes<const T> y;
+  Planes<const T> grad_g_next;  // the whole gradient reaching g^{k+1}
   const T* weights = nullptr;
-  int64_t k = 0;
   T slope = 0;
-  // grad_g = dout_coef * dout + J_g^T grad_g_next + k grad_g_next  (dout.data may be null)
+  // the gradient position q hands on: dout_coefs[q] * dout + J_g^T a + (k - q) a, a the gradient
+  // reaching its output (dout.data may be null; dout_coefs then unused)
   View<const T> dout;
-  T dout_coef = 0;
-  Planes<T> grad_g_planes;  // origin may be null
-  View<T> grad_g;           // data may be null
-  View<T> grad_y;           // grad_y = J_y^T grad_g_next, or += when accumulate_y
+  const T* dout_coefs = nullptr;
+  // where the last position's goes (grad_g_planes.origin and grad_g.data may be null)
+  Planes<T> grad_g_planes;
+  View<T> grad_g;
+  View<T> grad_y;  // grad_y = sum over the orders of J_y^T a, or += when accumulate_y
   bool accumulate_y = false;
 };
 
@@ -114,7 +119,7 @@ struct TileKernels {
                        T* packed);
   int64_t (*forward_scratch_size)(const Tiling&, int64_t orders);
   void (*forward_tile)(const ForwardArgs<T>&, int64_t tile, T* scratch);
-  int64_t (*backward_scratch_size)(const Tiling&);
+  int64_t (*backward_scratch_size)(const Tiling&, int64_t orders);
   // weight_grads: weight_grad_size(C, hidden) values, overwritten with this tile's share
   void (*backward_tile)(const BackwardArgs<T>&, int64_t tile, T* scratch, T* weight_grads);
 };

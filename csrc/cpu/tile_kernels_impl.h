@@ -57,15 +57,14 @@ struct Blocking {
 //   g ring rows, gw columns:       column i is image column c0 - e - 2 + i
 template <class B>
 struct Shape {
-  int64_t C, hidden, hid_p, hid_blocks, out_p, in2_p, tile_w, e, hw, ow, gw, slot;
-  int64_t w1g, w1y, b1, w2, b2, wdh, wdx, packed;  // offsets into the packed weights, and their size
+  int64_t C, hidden, hid_p, hid_blocks, out_p, tile_w, e, hw, ow, gw, slot;
+  int64_t w1g, w1y, b1, w2, b2, wdh, wdx_g, wdx_y, packed;  // offsets into the packed weights, and their size
 
   Shape(int64_t C_, int64_t hidden_, int64_t tile_w_ = 0, int64_t e_ = 0)
       : C(C_), hidden(hidden_), tile_w(tile_w_), e(e_) {
     hid_p = ceil_to(hidden, B::HB);
     hid_blocks = hid_p / B::HB;
     out_p = ceil_to(C, B::CB);
-    in2_p = ceil_to(2 * C, B::CB);
     hw = ceil_to(tile_w + 2 * e + 2, B::W);
     ow = ceil_to(tile_w + 2 * e, B::W);
     gw = hw + B::W;
@@ -76,8 +75,9 @@ struct Shape {
     w2 = b1 + hid_p;              // [out block][hid][tap][CB]
     b2 = w2 + out_p * hid_p * 9;  // [out_p]
     wdh = b2 + out_p;             // [hid block][c < C][flipped tap][HB]
-    wdx = wdh + hid_p * C * 9;    // [in2 block][hid][flipped tap][CB]
-    packed = wdx + in2_p * hid_p * 9;
+    wdx_g = wdh + hid_p * C * 9;  // [out block][hid][flipped tap][CB]: conv1^T into g's channels
+    wdx_y = wdx_g + out_p * hid_p * 9;  // the same into y's channels
+    packed = wdx_y + out_p * hid_p * 9;
   }
 };
 
@@ -101,7 +101,7 @@ void pack_weights(const typename B::T* w1, const typename B::T* b1, const typena
       for (int t = 0; t < 9; ++t) {
         const auto w = w1[(m * 2 * C + i) * 9 + t];
         out[(i < C ? s.w1g : s.w1y) + ((hb * C + i % C) * 9 + t) * HB + h] = w;
-        out[s.wdx + ((i / CB * s.hid_p + m) * 9 + (8 - t)) * CB + i % CB] = w;
+        out[(i < C ? s.wdx_g : s.wdx_y) + ((i % C / CB * s.hid_p + m) * 9 + (8 - t)) * CB + i % C % CB] = w;
       }
     for (int64_t c = 0; c < C; ++c)
       for (int t = 0; t < 9; ++t) {
@@ -413,20 +413,31 @@ void forward_tile(const ForwardArgs<typename B::T>& a, int64_t index, typename B
 
 // ---------------------------------------------------------------------------------- backward
 
-// Scratch of the backward: the h and dz rings, one row of input gradients, the lane-wise
-// weight-gradient accumulators and a zero row standing in for padded channels of grad_g_next.
+// Scratch of the backward over D pipelined orders (pipeline position q runs order k - q): per
+// order the h and dz rings; conv1's y half (a ring of 2D - 1 rows: position 0 reaches every row
+// first); for D > 1 the sum over the orders of dz (a ring of 2D + 1 rows; for D = 1 the dz ring
+// is that sum); per order but the last a ring of three rows of the gradient it hands on; one row
+// each of conv1^T into g's and into y's channels; the lane-wise weight-gradient accumulators and
+// a zero row standing in for padded channels of the incoming gradient.
 template <class B>
 struct BackwardScratch {
-  typename B::T *h_ring, *dz_ring, *dx_row, *lanes_w1, *lanes_b1, *lanes_w2, *lanes_b2, *zero_row;
-  int64_t lanes_size;
-  int64_t size;
+  typename B::T *h_rings, *dz_rings, *zy_rows, *sdz_rows, *a_rings, *dx_g, *dx_y, *lanes_w1, *lanes_b1, *lanes_w2,
+      *lanes_b2, *zero_row;
+  int64_t orders, slot, zy_count, sdz_count, a_row_size, lanes_size, size;
 
-  BackwardScratch(const Shape<B>& s, typename B::T* base) {
+  BackwardScratch(const Shape<B>& s, int64_t orders_, typename B::T* base) : orders(orders_), slot(s.slot) {
     constexpr int W = B::W;
-    h_ring = base;
-    dz_ring = h_ring + 3 * s.slot;
-    dx_row = dz_ring + 3 * s.slot;
-    lanes_w1 = dx_row + s.in2_p * s.tile_w;
+    zy_count = 2 * orders - 1;
+    sdz_count = orders > 1 ? 2 * orders + 1 : 0;
+    a_row_size = s.C * s.gw;
+    h_rings = base;
+    dz_rings = h_rings + orders * 3 * slot;
+    zy_rows = dz_rings + orders * 3 * slot;
+    sdz_rows = zy_rows + zy_count * slot;
+    a_rings = sdz_rows + sdz_count * slot;
+    dx_g = a_rings + (orders - 1) * 3 * a_row_size;
+    dx_y = dx_g + s.out_p * s.ow;
+    lanes_w1 = dx_y + s.out_p * s.ow;
     lanes_b1 = lanes_w1 + s.hid_p * 18 * s.C * W;
     lanes_w2 = lanes_b1 + s.hid_p * W;
     lanes_b2 = lanes_w2 + s.out_p * 9 * s.hid_p * W;
@@ -434,32 +445,42 @@ struct BackwardScratch {
     lanes_size = zero_row - lanes_w1;
     size = (zero_row + s.tile_w) - base;
   }
+  typename B::T* h_row(int64_t q, int64_t r) const { return h_rings + (q * 3 + ring_slot(r)) * slot; }
+  typename B::T* dz_row(int64_t q, int64_t r) const { return dz_rings + (q * 3 + ring_slot(r)) * slot; }
+  typename B::T* sdz_row(int64_t r) const { return orders > 1 ? sdz_rows + mod(r, sdz_count) * slot : dz_row(0, r); }
+  typename B::T* a_row(int64_t q, int64_t r) const { return a_rings + (q * 3 + ring_slot(r)) * a_row_size; }
 };
 
 template <class B>
-int64_t backward_scratch_size(const Tiling& t) {
-  const Shape<B> s(t.C, t.hidden, t.tile_w);
-  return BackwardScratch<B>(s, nullptr).size;
+int64_t backward_scratch_size(const Tiling& t, int64_t orders) {
+  const Shape<B> s(t.C, t.hidden, t.tile_w, 2 * (orders - 1));
+  return BackwardScratch<B>(s, orders, nullptr).size;
 }
 
-// grad_w1 lanes[m][i][tap] += dz[m][o][x] * input_i[o + dy - 1][x + dx - 1] over the tile's columns;
-// HB hidden channels x 3 (input, tap) pairs per block. dz_row is the ring row of image row o.
+// grad_w1 lanes[m][first + i * 9 + tap] += dz[m][x] * src_i[o + dy - 1][x + dx - 1] over the tile's
+// columns, for the C input channels of one half of conv1's input (first = 0: g's, 9C: y's); HB
+// hidden channels x 3 (input, tap) pairs per block. src is channel 0's row o - 1 at column
+// c0 - 2 (channels plane apart, rows row apart); dz is a ring row at image column c0.
 template <class B>
-void accumulate_grad_w1(const Shape<B>& s, const typename B::T* a_src, const typename B::T* b_src, int64_t plane,
-                        int64_t row, const typename B::T* dz_row, typename B::T* lanes) {
+void accumulate_grad_w1(const Shape<B>& s, const typename B::T* src, int64_t plane, int64_t row,
+                        const typename B::T* dz_row, int64_t first, typename B::T* lanes) {
   using V = typename B::Vec;
   using T = typename B::T;
   constexpr int HB = B::HB, W = B::W;
   const int64_t pairs = 18 * s.C;
   for (int64_t hb = 0; hb < s.hid_blocks; ++hb) {
-    const T* dz = dz_row + hb * HB * s.hw + 1;
-    for (int64_t t0 = 0; t0 < pairs; t0 += 3) {
+    const T* dz = dz_row + hb * HB * s.hw;
+    for (int64_t t0 = 0; t0 < 9 * s.C; t0 += 3) {
       V acc[HB][3];
       const T* in[3];
+      T* at[HB][3];
       TF_UNROLL for (int q = 0; q < 3; ++q) {
         const int64_t i = (t0 + q) / 9, tap = (t0 + q) % 9;
-        in[q] = (i < s.C ? a_src + i * plane : b_src + (i - s.C) * plane) + tap / 3 * row + tap % 3 + 1;
-        TF_UNROLL for (int h = 0; h < HB; ++h) acc[h][q] = V::load(lanes + ((hb * HB + h) * pairs + t0 + q) * W);
+        in[q] = src + i * plane + tap / 3 * row + tap % 3 + 1;
+        TF_UNROLL for (int h = 0; h < HB; ++h) {
+          at[h][q] = lanes + ((hb * HB + h) * pairs + first + t0 + q) * W;
+          acc[h][q] = V::load(at[h][q]);
+        }
       }
       for (int64_t x = 0; x < s.tile_w; x += W) {
         V iv[3];
@@ -470,15 +491,15 @@ void accumulate_grad_w1(const Shape<B>& s, const typename B::T* a_src, const typ
         }
       }
       TF_UNROLL for (int q = 0; q < 3; ++q) {
-        TF_UNROLL for (int h = 0; h < HB; ++h) acc[h][q].store(lanes + ((hb * HB + h) * pairs + t0 + q) * W);
+        TF_UNROLL for (int h = 0; h < HB; ++h) acc[h][q].store(at[h][q]);
       }
     }
   }
 }
 
 // grad_w2 lanes[c][m][tap] += gn[c][o][x] * h[m][o + dy - 1][x + dx - 1]; CB channels x HB
-// (hidden, tap) pairs per block. gn points at column c0 of row o of channel 0; padded channels
-// read zero_row.
+// (hidden, tap) pairs per block. gn points at column c0 of row o of channel 0 (channels plane
+// apart), h_rows at the ring column of image column c0 - 1; padded channels read zero_row.
 template <class B>
 void accumulate_grad_w2(const Shape<B>& s, const typename B::T* gn, int64_t plane, const typename B::T* zero_row,
                         const typename B::T* const h_rows[3], typename B::T* lanes) {
@@ -523,40 +544,52 @@ void accumulate_sums(const typename B::T* row, int64_t stride, int64_t count, in
   }
 }
 
-// grad_g = dout_coef * dout + dx[:C] + k gn, grad_y (+)= dx[C:], for the tile's columns of row o.
+// Output row o of pipeline position q: the gradient it hands on, dx_g + k_q a + dout_coef_q dout
+// (a: the gradient reaching its output, channel 0 at image column c0 - e, channels a_chan
+// apart), formed in sc.dx_g over all ow columns; for a position before the last kept in its ring
+// (zero outside the image) for the next, for the last written to grad_g on the tile's columns,
+// with grad_y (+)= sc.dx_y there.
 template <class B>
-void backward_epilogue(const BackwardArgs<typename B::T>& a, const Shape<B>& s, const Tiling::Tile& tl, int64_t o,
-                       typename B::T* dx) {
+void backward_epilogue(const BackwardArgs<typename B::T>& a, const Shape<B>& s, const BackwardScratch<B>& sc,
+                       const Tiling::Tile& tl, int64_t q, int64_t o, const typename B::T* a_in, int64_t a_chan) {
   using T = typename B::T;
-  const int64_t xe = min_of(s.tile_w, a.tiling.W - tl.c0);
-  const T kf = T(a.k), dout_coef = a.dout_coef;
+  const int64_t W = a.tiling.W, col0 = tl.c0 - s.e;  // the image column of ow column 0
+  const int64_t xb = max_of(0, -col0), xe = min_of(s.ow, W - col0);  // ow columns inside the image
+  const T kf = T(a.k - q), dout_coef = a.dout_coefs ? a.dout_coefs[q] : T(0);
+  const bool last = q + 1 == a.orders;
+  const int64_t own_b = s.e, own_e = s.e + min_of(s.tile_w, W - tl.c0);  // the tile's columns
   const bool unit = (!a.dout.data || a.dout.sw == 1) && (!a.grad_g.data || a.grad_g.sw == 1) && a.grad_y.sw == 1;
   with_unit_stride(unit, [&]<bool Unit>() {
     for (int64_t c = 0; c < s.C; ++c) {
-      const T* gn = plane_row(a.grad_g_next, tl.n, c, o) + tl.c0;
-      T* g_row = dx + c * s.tile_w;  // grad_g is formed in place, then copied out
-      if (a.k)
-        for (int64_t x = 0; x < xe; ++x) g_row[x] += kf * gn[x];
+      T* g_row = sc.dx_g + c * s.ow;
+      if (kf != T(0))
+        for (int64_t x = 0; x < s.ow; ++x) g_row[x] += kf * a_in[c * a_chan + x];
       if (a.dout.data) {
-        const ViewRow<Unit, const T> dout(a.dout, tl.n, c, o, tl.c0);
-        for (int64_t x = 0; x < xe; ++x) g_row[x] += dout_coef * dout[x];
+        const ViewRow<Unit, const T> dout(a.dout, tl.n, c, o, col0 + xb);
+        for (int64_t x = xb; x < xe; ++x) g_row[x] += dout_coef * dout[x - xb];
+      }
+      if (!last) {
+        T* next = sc.a_row(q, o) + c * s.gw + 2;
+        for (int64_t x = 0; x < s.ow; ++x) next[x] = g_row[x];
+        continue;
       }
       if (a.grad_g_planes.origin) {
-        T* plane = plane_row(a.grad_g_planes, tl.n, c, o) + tl.c0;
-        for (int64_t x = 0; x < xe; ++x) plane[x] = g_row[x];
+        T* plane = plane_row(a.grad_g_planes, tl.n, c, o) + col0;
+        for (int64_t x = own_b; x < own_e; ++x) plane[x] = g_row[x];
       }
       if (a.grad_g.data) {
         const ViewRow<Unit, T> grad_g(a.grad_g, tl.n, c, o, tl.c0);
-        for (int64_t x = 0; x < xe; ++x) grad_g[x] = g_row[x];
+        for (int64_t x = own_b; x < own_e; ++x) grad_g[x - own_b] = g_row[x];
       }
-      const T* dy = dx + (s.C + c) * s.tile_w;
+      const T* dy = sc.dx_y + c * s.ow;
       const ViewRow<Unit, T> grad_y(a.grad_y, tl.n, c, o, tl.c0);
       if (a.accumulate_y)
-        for (int64_t x = 0; x < xe; ++x) grad_y[x] += dy[x];
+        for (int64_t x = own_b; x < own_e; ++x) grad_y[x - own_b] += dy[x];
       else
-        for (int64_t x = 0; x < xe; ++x) grad_y[x] = dy[x];
+        for (int64_t x = own_b; x < own_e; ++x) grad_y[x - own_b] = dy[x];
     }
   });
+  if (!last) zero_outside(sc.a_row(q, o), s.C, s.gw, s.gw, col0 - 2, W, 2, s.ow + 2);
 }
 
 // The tile's weight gradients, lanes added up, in the natural layout of w1, b1, w2, b2.
@@ -579,63 +612,103 @@ void reduce_lanes(const Shape<B>& s, const BackwardScratch<B>& sc, typename B::T
   }
 }
 
+// The backward of D consecutive orders k, k - 1, ..., k - D + 1 of one weight set, pipelined like
+// the forward: at step t, position q (order k - q) works on hidden row t - 2q, reading the
+// gradient position q - 1 handed on from a ring. Every order's dz is added into one sum, so the
+// terms that are linear in dz and read y (conv1^T into y's channels, y's part of grad_w1, and
+// grad_b1) are computed once per row for all D orders; conv1's y half is computed once too.
 template <class B>
 void backward_tile(const BackwardArgs<typename B::T>& a, int64_t index, typename B::T* scratch,
                    typename B::T* weight_grads) {
   using T = typename B::T;
   using V = typename B::Vec;
   const Tiling& t = a.tiling;
-  const Shape<B> s(t.C, t.hidden, t.tile_w);
-  const BackwardScratch<B> sc(s, scratch);
+  const int64_t D = a.orders, e = 2 * (D - 1);
+  const Shape<B> s(t.C, t.hidden, t.tile_w, e);
+  const BackwardScratch<B> sc(s, D, scratch);
   const Tiling::Tile tl = tile_at(t, index);
   const auto act = V::make_act(a.slope);
-  const int64_t plane = a.g.plane, row = a.g.row;
+  const int64_t plane = a.y.plane, row = a.y.row;
+  const int64_t read_col = tl.c0 - e - 2;  // the image column hidden column 0 reads with dx = 0
   const T* w = a.weights;
+  const T* none = nullptr;
   fill_zero(sc.lanes_w1, sc.lanes_size + s.tile_w);  // the lanes and the zero row
 
-  for (int64_t r = tl.r0 - 1; r <= tl.r1; ++r) {
-    T* h = sc.h_ring + ring_slot(r) * s.slot;
-    T* dz = sc.dz_ring + ring_slot(r) * s.slot;
-    if (r < 0 || r >= t.H) {
-      fill_zero(h, s.slot);
-      fill_zero(dz, s.slot);
-    } else {
-      const T *g_rows[3], *y_rows[3], *gn_rows[3];
-      for (int d = 0; d < 3; ++d) {
-        g_rows[d] = plane_row(a.g, tl.n, 0, r - 1 + d) + tl.c0 - 2;
-        y_rows[d] = plane_row(a.y, tl.n, 0, r - 1 + d) + tl.c0 - 2;
-        gn_rows[d] = plane_row(a.grad_g_next, tl.n, 0, r - 1 + d) + tl.c0 - 2;
+  for (int64_t step = tl.r0 - e - 1; step <= tl.r1 + e; ++step) {
+    for (int64_t q = 0; q < D; ++q) {
+      const int64_t r = step - 2 * q, eq = 2 * (D - 1 - q);
+      if (r < tl.r0 - eq - 1 || r > tl.r1 + eq) continue;
+      T* h = sc.h_row(q, r);
+      T* dz = sc.dz_row(q, r);
+      if (r < 0 || r >= t.H) {
+        fill_zero(h, s.slot);
+        fill_zero(dz, s.slot);
+        if (D > 1 && q == 0) fill_zero(sc.sdz_row(r), s.slot);
+      } else {
+        T* zy = sc.zy_rows + mod(r, sc.zy_count) * s.slot;
+        const T *g_rows[3], *gn_rows[3];
+        if (q == 0) {
+          const T* y_rows[3];
+          for (int d = 0; d < 3; ++d) y_rows[d] = plane_row(a.y, tl.n, 0, r - 1 + d) + read_col;
+          into_hidden_row(s, y_rows, plane, t.C, w + s.w1y, w + s.b1, none,
+                          [&](int64_t m, int64_t j, V v) { v.store(zy + m * s.hw + j); });
+        }
+        for (int d = 0; d < 3; ++d) {
+          g_rows[d] = plane_row(a.g[q], tl.n, 0, r - 1 + d) + read_col;
+          gn_rows[d] = q == 0 ? plane_row(a.grad_g_next, tl.n, 0, r - 1 + d) + read_col : sc.a_row(q - 1, r - 1 + d);
+        }
+        // z = conv1 (kept in dz's ring row until dz replaces it), h = act(z)
+        into_hidden_row(s, g_rows, plane, t.C, w + s.w1g, none, zy, [&](int64_t m, int64_t j, V v) {
+          v.store(dz + m * s.hw + j);
+          V::activate(v, act).store(h + m * s.hw + j);
+        });
+        // dz = act'(z) * conv2^T(gradient reaching this order's output), added into the orders' sum
+        T* sum = D > 1 ? sc.sdz_row(r) : nullptr;
+        auto make_dz = [&](auto add) {
+          into_hidden_row(s, gn_rows, q == 0 ? plane : s.gw, t.C, w + s.wdh, none, none,
+                          [&](int64_t m, int64_t j, V v) {
+                            T* p = dz + m * s.hw + j;
+                            const V d = V::activate_backward(v, V::load(p), act);
+                            d.store(p);
+                            add(m * s.hw + j, d);
+                          });
+        };
+        if (!sum) make_dz([](int64_t, V) {});
+        else if (q == 0) make_dz([&](int64_t i, V d) { d.store(sum + i); });
+        else make_dz([&](int64_t i, V d) { (V::load(sum + i) + d).store(sum + i); });
+        zero_hidden_outside(s, h, tl.c0, t.W);
+        zero_hidden_outside(s, dz, tl.c0, t.W);
+        if (sum) zero_hidden_outside(s, sum, tl.c0, t.W);
       }
-      const T* none = nullptr;
-      // z = conv1 (kept in dz's ring row until dz replaces it), h = act(z)
-      into_hidden_row(s, y_rows, plane, t.C, w + s.w1y, w + s.b1, none,
-                      [&](int64_t m, int64_t j, V v) { v.store(dz + m * s.hw + j); });
-      into_hidden_row(s, g_rows, plane, t.C, w + s.w1g, none, dz, [&](int64_t m, int64_t j, V v) {
-        v.store(dz + m * s.hw + j);
-        V::activate(v, act).store(h + m * s.hw + j);
-      });
-      // dz = act'(z) * conv2^T(grad_g_next)
-      into_hidden_row(s, gn_rows, plane, t.C, w + s.wdh, none, none, [&](int64_t m, int64_t j, V v) {
-        T* p = dz + m * s.hw + j;
-        V::activate_backward(v, V::load(p), act).store(p);
-      });
-      zero_hidden_outside(s, h, tl.c0, t.W);
-      zero_hidden_outside(s, dz, tl.c0, t.W);
-    }
-    const int64_t o = r - 1;
-    if (o < tl.r0) continue;
-    const T *dz_rows[3], *h_rows[3];
-    ring_rows(sc.dz_ring, s.slot, o, dz_rows);
-    ring_rows(sc.h_ring, s.slot, o, h_rows);
-    out_of_hidden_row(s, dz_rows, s.in2_p, w + s.wdx, static_cast<const T*>(nullptr), sc.dx_row);
-    backward_epilogue(a, s, tl, o, sc.dx_row);
+      const int64_t o = r - 1;
+      if (o < tl.r0 - eq) continue;
+      const bool last = q + 1 == D;
+      if (o < 0 || o >= t.H) {
+        if (!last) fill_zero(sc.a_row(q, o), sc.a_row_size);
+        continue;
+      }
+      const T *dz_rows[3], *h_rows[3];
+      ring_rows(sc.dz_rings + q * 3 * s.slot, s.slot, o, dz_rows);
+      ring_rows(sc.h_rings + q * 3 * s.slot, s.slot, o, h_rows);
+      out_of_hidden_row(s, dz_rows, s.out_p, w + s.wdx_g, none, sc.dx_g);
+      const T* sdz_rows[3] = {sc.sdz_row(o - 1), sc.sdz_row(o), sc.sdz_row(o + 1)};
+      if (last) out_of_hidden_row(s, sdz_rows, s.out_p, w + s.wdx_y, none, sc.dx_y);
+      const T* a_in = q == 0 ? plane_row(a.grad_g_next, tl.n, 0, o) + tl.c0 - e : sc.a_row(q - 1, o) + 2;
+      const int64_t a_chan = q == 0 ? plane : s.gw;
+      backward_epilogue(a, s, sc, tl, q, o, a_in, a_chan);
+      if (o < tl.r0 || o >= tl.r1) continue;  // weight gradients: the tile's own rows and columns
 
-    accumulate_grad_w1(s, plane_row(a.g, tl.n, 0, o - 1) + tl.c0 - 2, plane_row(a.y, tl.n, 0, o - 1) + tl.c0 - 2,
-                       plane, row, dz_rows[1], sc.lanes_w1);
-    accumulate_sums<B>(dz_rows[1] + 1, s.hw, s.hid_p, s.tile_w, sc.lanes_b1);
-    const T* gn_row = plane_row(a.grad_g_next, tl.n, 0, o) + tl.c0;
-    accumulate_grad_w2(s, gn_row, plane, sc.zero_row, h_rows, sc.lanes_w2);
-    accumulate_sums<B>(gn_row, plane, t.C, s.tile_w, sc.lanes_b2);
+      const T* h_own[3] = {h_rows[0] + e, h_rows[1] + e, h_rows[2] + e};
+      accumulate_grad_w1(s, plane_row(a.g[q], tl.n, 0, o - 1) + tl.c0 - 2, plane, row, dz_rows[1] + e + 1, 0,
+                         sc.lanes_w1);
+      accumulate_grad_w2(s, a_in + e, a_chan, sc.zero_row, h_own, sc.lanes_w2);
+      accumulate_sums<B>(a_in + e, a_chan, t.C, s.tile_w, sc.lanes_b2);
+      if (last) {
+        accumulate_grad_w1(s, plane_row(a.y, tl.n, 0, o - 1) + tl.c0 - 2, plane, row, sdz_rows[1] + e + 1, 9 * t.C,
+                           sc.lanes_w1);
+        accumulate_sums<B>(sdz_rows[1] + e + 1, s.hw, s.hid_p, s.tile_w, sc.lanes_b1);
+      }
+    }
   }
   reduce_lanes(s, sc, weight_grads);
 }
