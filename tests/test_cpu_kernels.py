@@ -172,6 +172,27 @@ def test_backward_is_bitwise_deterministic():
         assert all(torch.equal(a, b) for a, b in zip(again[1], first[1]))
 
 
+@pytest.mark.parametrize("order,activation", [(2, "relu"), (3, "leaky_relu")])
+def test_a_backward_made_band_by_band_matches_the_reference(order, activation):
+    """With shared weights the expansion's backward runs its orders in one pipelined pass, whose
+    padded planes are made one band of tile rows at a time where the image has >= 8 tiles per
+    thread: on one thread 600x1100 is 3 x 3 tiles, so two bands, with a pipeline halo crossing
+    the band edge."""
+    f, y = make_images(1, 3, 600, 1100)
+    weights = make_weights(3, 4)
+    grad_out = torch.randn_like(f)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        out, grads = expand_and_grads("cpu", f, y, weights, order, activation, 0.2, grad_out)
+    finally:
+        torch.set_num_threads(threads)
+    want_out, want_grads = expand_and_grads("reference", f, y, weights, order, activation, 0.2, grad_out)
+    torch.testing.assert_close(out, want_out)
+    for got, want in zip(grads, want_grads):
+        torch.testing.assert_close(got, want)
+
+
 def test_thread_count_changes_only_the_weight_gradient_rounding():
     """Outputs and input gradients are computed per pixel in a fixed order, whatever the tiling;
     only the weight gradients' summation follows the (thread-dependent) tiles."""

@@ -5,6 +5,7 @@
 // are computed once per pass from the sum of the orders' dz. grad_y sums every pass's share;
 // shared weights sum every order's gradients, in a fixed order.
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/ops/all.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/isfinite.h>
@@ -59,31 +60,63 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       const bool pipelined = !per_order && all_finite({y, w1, b1, w2, b2});
       const int64_t depth = pipelined ? std::min(order, kMaxPipelinedOrders) : 1;
       const Tiling t = choose_tiling(geo, kernels, depth);
-      const auto y_planes = padded_copy(t, kernels, y);
-      std::vector<PaddedImages<scalar_t>> g;
-      for (int64_t q = 0; q < depth; ++q) g.push_back(padded_images(t, kernels, f.options()));
-      PaddedImages<scalar_t> adjoint[2] = {padded_copy(t, kernels, grad_out),
-                                           padded_images(t, kernels, f.options())};
-      adjoint[0].interior.mul_(inverse_factorial(order));
-      std::vector<scalar_t> weights;
-      for (int64_t k = order - 1, cur = 0; k >= 0; k -= depth, cur = 1 - cur) {
-        const int64_t orders = std::min(depth, k + 1);
-        std::vector<Planes<const scalar_t>> inputs;
-        std::vector<scalar_t> dout_coefs;
-        for (int64_t q = 0; q < orders; ++q) {
-          g[q].interior.copy_(k - q == 0 ? f : gs[k - q - 1]);
-          inputs.push_back(g[q].read());
-          dout_coefs.push_back(static_cast<scalar_t>(inverse_factorial(k - q)));
-        }
-        if (per_order || k == order - 1) weights = packed_weight_set(kernels, w1, b1, w2, b2, k);
-        BackwardArgs<scalar_t> a = backward_args(t, inputs, y_planes, adjoint[cur], weights, k, negative_slope);
+      const auto input_of = [&](int64_t k) { return k == 0 ? f : gs[k - 1]; };
+      const auto coefs_from = [&](int64_t k, int64_t orders) {
+        std::vector<scalar_t> coefs;
+        for (int64_t q = 0; q < orders; ++q) coefs.push_back(static_cast<scalar_t>(inverse_factorial(k - q)));
+        return coefs;
+      };
+      const auto finish_args = [&](BackwardArgs<scalar_t>& a, const std::vector<scalar_t>& coefs, int64_t k) {
         a.dout = read_view_of<scalar_t>(grad_out);
-        a.dout_coefs = dout_coefs.data();
-        if (k - orders + 1 > 0) a.grad_g_planes = adjoint[1 - cur].planes;
-        else a.grad_g = view_of<scalar_t>(grad_f);
+        a.dout_coefs = coefs.data();
         a.grad_y = view_of<scalar_t>(grad_y);
         a.accumulate_y = k != order - 1;
-        run_backward_pass(kernels, a, grads.data() + (per_order ? k : 0) * size);
+      };
+      std::vector<scalar_t> weights = packed_weight_set(kernels, w1, b1, w2, b2, order - 1);
+      if (order <= depth) {
+        // one pass: its planes (y, every g^k, the incoming gradient) are made band by band, each
+        // band of tile rows keeping >= 4 tiles per thread, so they hold a band's rows, not the image's
+        const int64_t rows = t.row_blocks();
+        const int64_t bands = std::clamp<int64_t>(t.count() / (4 * at::get_num_threads()), 1, rows);
+        const std::vector<scalar_t> coefs = coefs_from(order - 1, order);
+        for (int64_t band = 0; band < bands; ++band) {
+          const int64_t first = band * rows / bands, end = (band + 1) * rows / bands;
+          const auto y_band = padded_band(t, kernels, y, first, end);
+          const auto adjoint = padded_band(t, kernels, grad_out, first, end);
+          adjoint.storage.mul_(inverse_factorial(order));
+          std::vector<PaddedImages<scalar_t>> g;
+          std::vector<Planes<const scalar_t>> inputs;
+          for (int64_t q = 0; q < order; ++q) {
+            g.push_back(padded_band(t, kernels, input_of(order - 1 - q), first, end));
+            inputs.push_back(g.back().read());
+          }
+          BackwardArgs<scalar_t> a = backward_args(t, inputs, y_band, adjoint, weights, order - 1, negative_slope);
+          finish_args(a, coefs, order - 1);
+          a.grad_g = view_of<scalar_t>(grad_f);
+          run_backward_band(kernels, a, grads.data(), first, end);
+        }
+      } else {
+        const auto y_planes = padded_copy(t, kernels, y);
+        std::vector<PaddedImages<scalar_t>> g;
+        for (int64_t q = 0; q < depth; ++q) g.push_back(padded_images(t, kernels, f.options()));
+        // the gradient reaching each pass's last output, and the one the pass hands on to the next
+        PaddedImages<scalar_t> adjoint[2] = {padded_copy(t, kernels, grad_out), padded_images(t, kernels, f.options())};
+        adjoint[0].interior.mul_(inverse_factorial(order));
+        for (int64_t k = order - 1, cur = 0; k >= 0; k -= depth, cur = 1 - cur) {
+          const int64_t orders = std::min(depth, k + 1);
+          std::vector<Planes<const scalar_t>> inputs;
+          for (int64_t q = 0; q < orders; ++q) {
+            g[q].interior.copy_(input_of(k - q));
+            inputs.push_back(g[q].read());
+          }
+          if (per_order) weights = packed_weight_set(kernels, w1, b1, w2, b2, k);
+          const std::vector<scalar_t> coefs = coefs_from(k, orders);
+          BackwardArgs<scalar_t> a = backward_args(t, inputs, y_planes, adjoint[cur], weights, k, negative_slope);
+          finish_args(a, coefs, k);
+          if (k - orders + 1 > 0) a.grad_g_planes = adjoint[1 - cur].planes;
+          else a.grad_g = view_of<scalar_t>(grad_f);
+          run_backward_pass(kernels, a, grads.data() + (per_order ? k : 0) * size);
+        }
       }
     }
     std::tie(gw1, gb1, gw2, gb2) = weight_grad_tensors(grads, w1, b1, w2, b2);

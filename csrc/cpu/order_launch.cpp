@@ -92,6 +92,25 @@ PaddedImages<T> padded_copy(const Tiling& t, const TileKernels<T>& kernels, cons
 }
 
 template <typename T>
+PaddedImages<T> padded_band(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images,
+                            int64_t first_row_block, int64_t end_row_block) {
+  const PlaneGeometry g = plane_geometry(t, kernels.vector_width);
+  const int64_t reach = 2 * t.depth, first = first_row_block * t.tile_h;
+  const int64_t end = std::min(end_row_block * t.tile_h, t.H), top = first - reach;
+  const int64_t rows = end + reach - top;
+  const at::Tensor storage = at::zeros({t.N, t.C, rows, g.row}, images.options());
+  const int64_t plane = rows * g.row, batch = t.C * plane;
+  const int64_t lo = std::max<int64_t>(top, 0), hi = std::min(end + reach, t.H);  // image rows held
+  PaddedImages<T> p;
+  p.storage = storage;
+  p.interior = storage.as_strided({t.N, t.C, hi - lo, t.W}, {batch, plane, g.row, 1}, (lo - top) * g.row + g.pad_left);
+  p.interior.copy_(images.narrow(2, lo, hi - lo));
+  // image row 0 would sit -top rows into the storage; only rows [top, end + reach) are read
+  p.planes = {storage.data_ptr<T>() + g.pad_left - top * g.row, batch, plane, g.row};
+  return p;
+}
+
+template <typename T>
 View<T> view_of(const at::Tensor& t) {
   return {t.data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
 }
@@ -179,11 +198,22 @@ void run_forward_pass(const TileKernels<T>& kernels, const ForwardArgs<T>& args)
 
 template <typename T>
 void run_backward_pass(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads) {
+  run_backward_band(kernels, args, grads, 0, args.tiling.row_blocks());
+}
+
+template <typename T>
+void run_backward_band(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads,
+                       int64_t first_row_block, int64_t end_row_block) {
   const Tiling& t = args.tiling;
-  const int64_t tiles = t.count(), size = weight_grad_size(t.C, t.hidden);
+  const int64_t size = weight_grad_size(t.C, t.hidden), cols = t.col_blocks(), rows = t.row_blocks();
+  std::vector<int64_t> band;  // tile indices, in tile order
+  for (int64_t n = 0; n < t.N; ++n)
+    for (int64_t rb = first_row_block; rb < end_row_block; ++rb)
+      for (int64_t cb = 0; cb < cols; ++cb) band.push_back((n * rows + rb) * cols + cb);
+  const int64_t tiles = static_cast<int64_t>(band.size());
   std::vector<T> shares(tiles * size);
   for_each_tile<T>(tiles, kernels.backward_scratch_size(t, args.orders), [&](int64_t i, T* scratch) {
-    kernels.backward_tile(args, i, scratch, shares.data() + i * size);
+    kernels.backward_tile(args, band[i], scratch, shares.data() + i * size);
   });
   at::parallel_for(0, size, 256, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
@@ -234,7 +264,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors(
                                             const PaddedImages<T>&, const PaddedImages<T>&, const std::vector<T>&, \
                                             int64_t, double);                                                    \
   template void run_forward_pass<T>(const TileKernels<T>&, const ForwardArgs<T>&);                             \
-  template void run_backward_pass<T>(const TileKernels<T>&, const BackwardArgs<T>&, T*);                        \
+  template void run_backward_pass<T>(const TileKernels<T>&, const BackwardArgs<T>&, T*);     \
+  template void run_backward_band<T>(const TileKernels<T>&, const BackwardArgs<T>&, T*, int64_t, int64_t);      \
+  template PaddedImages<T> padded_band<T>(const Tiling&, const TileKernels<T>&, const at::Tensor&, int64_t,    \
+                                          int64_t);                                                                                \
   template std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> weight_grad_tensors<T>(                   \
       const std::vector<T>&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&);
 TF_INSTANTIATE(float)

@@ -35,6 +35,13 @@ PaddedImages<T> padded_images(const Tiling& t, const TileKernels<T>& kernels, co
 template <typename T>
 PaddedImages<T> padded_copy(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images);
 
+// The planes a band of tile rows [first_row_block, end_row_block) reads: its image rows and the
+// 2 * depth rows around them (zero outside the image), in storage for those rows only; pixel
+// addresses as in padded_copy for every row the band's tiles read.
+template <typename T>
+PaddedImages<T> padded_band(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images,
+                            int64_t first_row_block, int64_t end_row_block);
+
 template <typename T>
 View<T> view_of(const at::Tensor& t);
 template <typename T>
@@ -69,6 +76,10 @@ void run_forward_pass(const TileKernels<T>& kernels, const ForwardArgs<T>& args)
 // tiles' shares are summed in tile order, so the result does not depend on the thread count.
 template <typename T>
 void run_backward_pass(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads);
+// The same over the tiles of row blocks [first_row_block, end_row_block) only.
+template <typename T>
+void run_backward_band(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads,
+                       int64_t first_row_block, int64_t end_row_block);
 
 // grads holds `sets` consecutive weight-gradient blocks; returns them as tensors shaped and
 // laid out like empty_like(w1), empty_like(b1), empty_like(w2), empty_like(b2).
