@@ -175,9 +175,9 @@ def test_backward_is_bitwise_deterministic():
 @pytest.mark.parametrize("order,activation", [(2, "relu"), (3, "leaky_relu")])
 def test_a_backward_made_band_by_band_matches_the_reference(order, activation):
     """With shared weights the expansion's backward runs its orders in one pipelined pass, whose
-    padded planes are made one band of tile rows at a time where the image has >= 8 tiles per
-    thread: on one thread 600x1100 is 3 x 3 tiles, so two bands, with a pipeline halo crossing
-    the band edge."""
+    padded planes are made one band of tile rows at a time where the image has >= 4 tiles per
+    thread: on one thread 600x1100 is 3 x 3 tiles, so three bands, with pipeline halos crossing
+    the band edges."""
     f, y = make_images(1, 3, 600, 1100)
     weights = make_weights(3, 4)
     grad_out = torch.randn_like(f)

@@ -75,9 +75,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       std::vector<scalar_t> weights = packed_weight_set(kernels, w1, b1, w2, b2, order - 1);
       if (order <= depth) {
         // one pass: its planes (y, every g^k, the incoming gradient) are made band by band, each
-        // band of tile rows keeping >= 4 tiles per thread, so they hold a band's rows, not the image's
+        // band of tile rows keeping the tiling's >= 2 tiles per thread, so they hold a band's rows,
+        // not the image's
         const int64_t rows = t.row_blocks();
-        const int64_t bands = std::clamp<int64_t>(t.count() / (4 * at::get_num_threads()), 1, rows);
+        const int64_t bands = std::clamp<int64_t>(t.count() / (2 * at::get_num_threads()), 1, rows);
         const std::vector<scalar_t> coefs = coefs_from(order - 1, order);
         for (int64_t band = 0; band < bands; ++band) {
           const int64_t first = band * rows / bands, end = (band + 1) * rows / bands;
