@@ -37,9 +37,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   const StepGeometry geo = check_expand_args(f, y, w1, b1, w2, b2, order);
   check_expand_backward_args(grad_out, f, gs, order);
   if (computes_in_float(f)) {
-    const auto [df, dy, dw1, db1, dw2, db2] =
-        expand_backward(in_float(grad_out), in_float(f), in_float(y), in_float(gs), in_float(w1), in_float(b1),
-                        in_float(w2), in_float(b2), order, negative_slope);
+    // gs holds g^k rounded to f's dtype; a backward from those would recompute activations that
+    // differ from the forward's near 0 (measured: twice the bfloat16 reference's error in grad_b2),
+    // so the float32 g^k are recomputed, one more forward, and the gradients are float32's
+    const at::Tensor f32 = in_float(f), y32 = in_float(y), w1_32 = in_float(w1), b1_32 = in_float(b1),
+                     w2_32 = in_float(w2), b2_32 = in_float(b2);
+    const at::Tensor gs32 = std::get<1>(expand_forward(f32, y32, w1_32, b1_32, w2_32, b2_32, order, negative_slope));
+    const auto [df, dy, dw1, db1, dw2, db2] = expand_backward(in_float(grad_out), f32, y32, gs32, w1_32, b1_32,
+                                                              w2_32, b2_32, order, negative_slope);
     return {rounded_like(df, f),   rounded_like(dy, y),   rounded_like(dw1, w1),
             rounded_like(db1, b1), rounded_like(dw2, w2), rounded_like(db2, b2)};
   }
