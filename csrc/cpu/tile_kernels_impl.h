@@ -202,7 +202,7 @@ inline void out_of_hidden(const typename B::T* const rows[3], int64_t hidden, in
         TF_UNROLL for (int c = 0; c < CB; ++c) wv[c] = V::broadcast(w + c);
         w += CB;
         TF_UNROLL for (int p = 0; p < P; ++p) {
-          const V hv = V::load(src + dx + p * W);
+          const V hv = V::load_to_register(src + dx + p * W);
           TF_UNROLL for (int c = 0; c < CB; ++c) acc[c][p] = fma(wv[c], hv, acc[c][p]);
         }
       }
@@ -486,7 +486,7 @@ void accumulate_grad_w1(const Shape<B>& s, const typename B::T* src, int64_t pla
         V iv[3];
         TF_UNROLL for (int q = 0; q < 3; ++q) iv[q] = V::load(in[q] + x);
         TF_UNROLL for (int h = 0; h < HB; ++h) {
-          const V d = V::load(dz + h * s.hw + x);
+          const V d = V::load_to_register(dz + h * s.hw + x);
           TF_UNROLL for (int q = 0; q < 3; ++q) acc[h][q] = fma(d, iv[q], acc[h][q]);
         }
       }
@@ -522,7 +522,7 @@ void accumulate_grad_w2(const Shape<B>& s, const typename B::T* gn, int64_t plan
         V gv[CB];
         TF_UNROLL for (int c = 0; c < CB; ++c) gv[c] = V::load(gp[c] + x);
         TF_UNROLL for (int q = 0; q < HB; ++q) {
-          const V hv = V::load(hp[q] + x);
+          const V hv = V::load_to_register(hp[q] + x);
           TF_UNROLL for (int c = 0; c < CB; ++c) acc[c][q] = fma(gv[c], hv, acc[c][q]);
         }
       }

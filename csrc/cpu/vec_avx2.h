@@ -11,6 +11,13 @@ struct Avx2F32 {
   __m256 v;
 
   static Avx2F32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
+  // a load the compiler must keep in a register: used by several FMAs, it would otherwise be
+  // folded into each of them as a memory operand, one (often cache-line-splitting) load per FMA
+  static Avx2F32 load_to_register(const float* p) {
+    __m256 x = _mm256_loadu_ps(p);
+    asm("" : "+x"(x));
+    return {x};
+  }
   static Avx2F32 broadcast(const float* p) { return {_mm256_broadcast_ss(p)}; }
   static Avx2F32 zero() { return {_mm256_setzero_ps()}; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
@@ -51,6 +58,11 @@ struct Avx2F64 {
   __m256d v;
 
   static Avx2F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
+  static Avx2F64 load_to_register(const double* p) {
+    __m256d x = _mm256_loadu_pd(p);
+    asm("" : "+x"(x));
+    return {x};
+  }
   static Avx2F64 broadcast(const double* p) { return {_mm256_broadcast_sd(p)}; }
   static Avx2F64 zero() { return {_mm256_setzero_pd()}; }
   void store(double* p) const { _mm256_storeu_pd(p, v); }

@@ -11,6 +11,13 @@ struct Avx512F32 {
   __m512 v;
 
   static Avx512F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  // a load the compiler must keep in a register: used by several FMAs, it would otherwise be
+  // folded into each of them as a memory operand, one (often cache-line-splitting) load per FMA
+  static Avx512F32 load_to_register(const float* p) {
+    __m512 x = _mm512_loadu_ps(p);
+    asm("" : "+v"(x));
+    return {x};
+  }
   static Avx512F32 broadcast(const float* p) { return {_mm512_set1_ps(*p)}; }
   static Avx512F32 zero() { return {_mm512_setzero_ps()}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
@@ -45,6 +52,11 @@ struct Avx512F64 {
   __m512d v;
 
   static Avx512F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
+  static Avx512F64 load_to_register(const double* p) {
+    __m512d x = _mm512_loadu_pd(p);
+    asm("" : "+v"(x));
+    return {x};
+  }
   static Avx512F64 broadcast(const double* p) { return {_mm512_set1_pd(*p)}; }
   static Avx512F64 zero() { return {_mm512_setzero_pd()}; }
   void store(double* p) const { _mm512_storeu_pd(p, v); }

@@ -12,6 +12,7 @@ struct ScalarVec {
   T v;
 
   static ScalarVec load(const T* p) { return {*p}; }
+  static ScalarVec load_to_register(const T* p) { return {*p}; }
   static ScalarVec broadcast(const T* p) { return {*p}; }
   static ScalarVec zero() { return {T(0)}; }
   void store(T* p) const { *p = v; }
