@@ -69,6 +69,11 @@ def _peaks_text(doc: dict) -> list[str]:
     measured = peaks["measured"]
     mm = ", ".join(f"{dtype} {value:.1f} GFLOP/s" for dtype, value in measured["matmul_gflops"].items())
     lines = [f"- measured peaks: matmul {mm}; copy {measured['copy_gbps']:.1f} GB/s ({measured['method']})"]
+    if measured.get("fma_float32_gflops"):
+        lines.append(f"- measured fp32 FMA peak: {measured['fma_float32_gflops']:.1f} GFLOP/s "
+                     f"({measured['fma_method']}); \"% peak\" of the fp32 rows is over this one")
+    elif "fma_method" in measured:
+        lines.append(f"- fp32 FMA peak not measured ({measured['fma_method']}); \"% peak\" is over the matmul peak")
     if "theoretical" in peaks:
         theo = peaks["theoretical"]
         value = f"{theo['float32_gflops']:.1f} GFLOP/s" if theo["float32_gflops"] else "unknown"

@@ -81,6 +81,28 @@ def test_derive_ratios_and_rates():
     assert "reference_compiled" in text and "4.00" in text
 
 
+def test_percent_of_peak_prefers_the_measured_fma_peak():
+    peaks = {"measured": {"matmul_gflops": {"float32": 100.0}, "copy_gbps": 10.0, "fma_float32_gflops": 400.0},
+             "theoretical": {"float32_gflops": 200.0}}
+    recs = results.derive([_record("cpu", 10.0)], peaks)  # 100 GFLOP/s
+    assert recs[0]["fraction_of_peak_flops"]["measured_fma"] == pytest.approx(0.25)
+    assert table.rows(recs)[0][table.HEADER.index("% peak")] == "25.0"
+
+
+def test_fma_peak_runs_at_the_widest_vector_width():
+    flags = peaks.cpu_theoretical()["derivation"]
+    gflops, method = peaks.measured_fma_gflops(threads=1, iterations=2_000_000)
+    if gflops is None:  # only where the box has no C compiler or no x86 FMA: say so
+        pytest.skip(method)
+    assert gflops > 0
+    assert ("512-bit" in method) == ("avx512f" in flags)
+
+
+def test_fma_peak_without_a_compiler_says_why(monkeypatch):
+    monkeypatch.setattr(peaks.shutil, "which", lambda name: None)
+    assert peaks.measured_fma_gflops(threads=1) == (None, "no C compiler (cc, gcc or clang) on PATH")
+
+
 @pytest.mark.skipif(memory.cpu_unavailable_reason() is not None, reason="cannot reset the peak RSS here")
 def test_cpu_peak_memory_sees_a_known_allocation():
     mib = 64
@@ -105,6 +127,7 @@ def one_thread():
 def test_bench_command_quick_smoke(tmp_path, capsys, monkeypatch, one_thread):
     monkeypatch.setitem(peaks.MATMUL_N, "cpu", 256)  # the peaks' values are not under test here
     monkeypatch.setitem(peaks.COPY_BYTES, "cpu", 8 << 20)
+    monkeypatch.setattr(peaks, "FMA_ITERATIONS", 1_000_000)
     out = tmp_path / "bench.json"
     code = cli.main(["bench", "--device", "cpu", "--quick", "--size", "1x3x12x12",
                      "--backends", "reference,cpu", "--json", str(out)])

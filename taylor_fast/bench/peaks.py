@@ -12,6 +12,10 @@ CPU, theoretical: threads x SIMD lanes x FMA units x 2 (an FMA is two FLOPs) x c
     "cpu MHz". Under a hypervisor that is the nominal (TSC) clock, not the boost clock, and the
     CPU model is the one the hypervisor shows, so the figure can sit below what the hardware
     really does: compare it with the measured matmul peak.
+CPU, measured FMA rate: fma_peak.c (next to this file), compiled for this CPU with the system C
+compiler and run one copy per thread at once: independent chains of fp32 FMAs at the widest
+vector width, i.e. the rate the cores really sustain at their all-core clock. It is the ceiling
+of a direct convolution; None, with the reason, where no C compiler or no x86 FMA is there.
 CPU and CUDA, measured: the practical peak is torch.matmul of square fp32 (and on CUDA bf16,
 fp16) matrices, and the practical bandwidth is a large device-to-device tensor copy, counted
 as bytes read plus bytes written (STREAM's "copy" convention).
@@ -22,7 +26,10 @@ power and memory, so they are listed separately.
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +48,8 @@ DATASHEETS = (
 
 MATMUL_N = {"cpu": 2048, "cuda": 8192}
 COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}
+FMA_ITERATIONS = 200_000_000  # about 0.3 s per copy on a 4 GHz core with two 512-bit FMA units
+FMA_SOURCE = Path(__file__).with_name("fma_peak.c")
 
 
 def _cpuinfo() -> dict:
@@ -77,6 +86,30 @@ def cpu_theoretical() -> dict:
                        f"{ghz:.3f} GHz [{clock_source}]" if ghz else "clock unknown"),
         "assumptions": "2 FMA units per core where the fma flag is present",
     }
+
+
+def measured_fma_gflops(threads: int, iterations: int | None = None) -> tuple[float | None, str]:
+    """All-core fp32 FMA rate in GFLOP/s (see the module docstring), and how it was obtained."""
+    compiler = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if compiler is None:
+        return None, "no C compiler (cc, gcc or clang) on PATH"
+    if not FMA_SOURCE.exists():
+        return None, f"{FMA_SOURCE.name} is not installed next to {Path(__file__).name}"
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "fma_peak"
+        build = subprocess.run([compiler, "-O2", "-march=native", str(FMA_SOURCE), "-o", str(exe)],
+                               capture_output=True, text=True)
+        if build.returncode != 0:
+            lines = build.stderr.strip().splitlines()
+            return None, f"{compiler} could not build {FMA_SOURCE.name}: {lines[-1] if lines else 'no message'}"
+        copies = [subprocess.Popen([str(exe), str(iterations or FMA_ITERATIONS)], stdout=subprocess.PIPE, text=True)
+                  for _ in range(threads)]
+        outputs = [copy.communicate()[0] for copy in copies]
+    rates = [re.match(r"gflops ([0-9.]+) bits (\d+)", out) for out in outputs]
+    if not all(rates):
+        return None, f"unexpected output from {FMA_SOURCE.name}: {outputs[0]!r}"
+    return (sum(float(r.group(1)) for r in rates),
+            f"{FMA_SOURCE.name}: {threads} copies at once, {rates[0].group(2)}-bit fp32 FMAs, 12 chains each")
 
 
 def cuda_datasheet(name: str) -> dict | None:
@@ -125,6 +158,9 @@ def device_peaks(device: str, dtypes) -> dict:
         }
     }
     if device == "cpu":
+        gflops, method = measured_fma_gflops(torch.get_num_threads())
+        peaks["measured"]["fma_float32_gflops"] = gflops
+        peaks["measured"]["fma_method"] = method
         peaks["theoretical"] = cpu_theoretical()
     else:
         name = torch.cuda.get_device_name()

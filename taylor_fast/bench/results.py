@@ -91,6 +91,8 @@ def busy_note(env: dict) -> str | None:
 
 def _peak_gflops(peaks: dict, dtype: str) -> dict:
     out = {"measured_matmul": peaks["measured"]["matmul_gflops"].get(dtype)}
+    if peaks["measured"].get("fma_float32_gflops") and dtype == "float32":
+        out["measured_fma"] = peaks["measured"]["fma_float32_gflops"]
     if "theoretical" in peaks and dtype == "float32":
         out["theoretical"] = peaks["theoretical"]["float32_gflops"]
     sheet = peaks.get("datasheet")

@@ -27,7 +27,8 @@ def rows(records: list[dict]) -> list[tuple[str, ...]]:
     for r in sorted((r for r in records if r["status"] == "ok"), key=_sort_key):
         t = r["time"]
         mem = r.get("peak_memory_bytes")
-        pct = r.get("fraction_of_peak_flops", {}).get("measured_matmul")
+        fractions = r.get("fraction_of_peak_flops", {})
+        pct = fractions.get("measured_fma", fractions.get("measured_matmul"))
         out.append((
             r["group"], r["kind"], r["backend"], str(r["order"]), str(r["hidden"]), "x".join(map(str, r["shape"])),
             r["dtype"], _num(t["median_ms"], ".3f"), _num(t["iqr_ms"], ".3f"),
