@@ -21,6 +21,11 @@ TORCH_LIBRARY(taylor_fast, m) {
   m.def(
       "expand_forward(Tensor f, Tensor y, Tensor w1, Tensor b1, Tensor w2, Tensor b2, int order, "
       "float negative_slope) -> (Tensor out, Tensor gs)");
+  // The same out, for calls that need no gradient: no g^k is kept (the CPU implements it; the
+  // other backends serve such calls with expand_forward)
+  m.def(
+      "expand_inference(Tensor f, Tensor y, Tensor w1, Tensor b1, Tensor w2, Tensor b2, int order, "
+      "float negative_slope) -> Tensor out");
   m.def(
       "expand_backward(Tensor grad_out, Tensor f, Tensor y, Tensor gs, Tensor w1, Tensor b1, "
       "Tensor w2, Tensor b2, int order, float negative_slope) -> (Tensor grad_f, Tensor grad_y, "

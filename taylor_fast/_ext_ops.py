@@ -21,6 +21,10 @@ if _extension.loaded():
     _autograd.register_expand_autograd("taylor_fast::expand_forward", torch.ops.taylor_fast.expand_backward)
     _autograd.register_step_autograd("taylor_fast::step_forward", torch.ops.taylor_fast.step_backward)
 
+    @torch.library.register_fake("taylor_fast::expand_inference")
+    def _expand_inference(f, y, w1, b1, w2, b2, order, slope):
+        return torch.empty_like(f)
+
 
 def _cuda_usable() -> tuple[bool, str]:
     info = _extension.build_info()
@@ -42,6 +46,7 @@ class ExtensionBackend:
         self.device_type = device_type
         self._dispatch_key = device_type.upper()
         self._availability = None
+        self._has_inference_op = False
 
     def availability(self) -> tuple[bool, str]:
         if self._availability is None:
@@ -52,6 +57,7 @@ class ExtensionBackend:
         if not _extension.loaded():
             return False, _extension.status
         missing = [op for op in _OPS if not _extension.has_kernel(op, self._dispatch_key)]
+        self._has_inference_op = _extension.has_kernel("expand_inference", self._dispatch_key)
         if self.device_type == "cuda":
             usable, reason = _cuda_usable()
             if not usable:
@@ -76,7 +82,11 @@ class ExtensionBackend:
         return None
 
     def expand(self, call, f, y, w1, b1, w2, b2, order):
-        return torch.ops.taylor_fast.expand_forward(f, y, w1, b1, w2, b2, order, call.kernel_slope)[0]
+        inputs = (f, y, w1, b1, w2, b2)
+        if self._has_inference_op and not (torch.is_grad_enabled() and any(t.requires_grad for t in inputs)):
+            # nothing to differentiate: no g^k kept for a backward (n images less)
+            return torch.ops.taylor_fast.expand_inference(*inputs, order, call.kernel_slope)
+        return torch.ops.taylor_fast.expand_forward(*inputs, order, call.kernel_slope)[0]
 
     def step(self, call, g, y, acc, w1, b1, w2, b2, k):
         return torch.ops.taylor_fast.step_forward(g, y, acc, w1, b1, w2, b2, k, call.kernel_slope)

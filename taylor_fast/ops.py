@@ -11,7 +11,8 @@ def taylor_expand(f, y, w1, b1, w2, b2, order, activation="relu", negative_slope
     """O = f + sum_{k=1..order} g^k / k! with g^0 = f and g^{k+1} = G(g^k, y) + k g^k.
 
     f, y: (N, C, H, W). Shared weights: w1 (hidden, 2C, 3, 3), b1 (hidden,), w2 (C, hidden, 3, 3),
-    b2 (C,); per-order weights carry a leading dimension of size `order`.
+    b2 (C,); per-order weights carry a leading dimension of size `order`. A call that needs no
+    gradient (grad mode off, or no input requiring grad) keeps no g^k where the backend can skip them.
     """
     fn = "taylor_fast.ops.taylor_expand"
     _dispatch.check_backend_name(backend, fn)

@@ -19,6 +19,9 @@ std::tuple<at::Tensor, at::Tensor> expand_forward(const at::Tensor& f, const at:
                                                   const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2,
                                                   int64_t order, double negative_slope);
 
+at::Tensor expand_inference(const at::Tensor& f, const at::Tensor& y, const at::Tensor& w1, const at::Tensor& b1,
+                            const at::Tensor& w2, const at::Tensor& b2, int64_t order, double negative_slope);
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> expand_backward(
     const at::Tensor& grad_out, const at::Tensor& f, const at::Tensor& y, const at::Tensor& gs,
     const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2, int64_t order,

@@ -82,7 +82,7 @@ struct ForwardArgs {
   int64_t weights_stride = 0;  // 0: one set shared by the orders, whose y half of conv1 is then computed once
   const T* coefs = nullptr;    // coefs[i] = 1 / (k0 + i + 1)!
   T slope = 0;
-  View<T> g_next;              // g^{k0+i+1} at g_next.data + i * g_next_stride
+  View<T> g_next;              // g^{k0+i+1} at g_next.data + i * g_next_stride; null: not kept
   int64_t g_next_stride = 0;
   View<const T> acc_in;
   View<T> acc_out;             // acc_out = acc_in + sum_i coefs[i] g^{k0+i+1} (may alias acc_in)

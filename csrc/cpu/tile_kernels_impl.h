@@ -320,7 +320,7 @@ int64_t forward_scratch_size(const Tiling& t, int64_t orders) {
 
 // Output row o of pipelined order k: g' = conv2 + (k0 + k) g, kept for the next order (all ow
 // columns, zero outside the image) and, where the tile owns the row and column, written to
-// g_next and added to acc.
+// g_next (unless the call keeps no g) and added to acc.
 template <class B>
 void forward_epilogue(const ForwardArgs<typename B::T>& a, const Shape<B>& s, const ForwardScratch<B>& sc,
                       const Tiling::Tile& tl, int64_t k, int64_t o, typename B::T* next_ring_row) {
@@ -343,16 +343,15 @@ void forward_epilogue(const ForwardArgs<typename B::T>& a, const Shape<B>& s, co
   const View<const T> acc_src = k == 0 ? a.acc_in : View<const T>{a.acc_out.data, a.acc_out.sn, a.acc_out.sc,
                                                                   a.acc_out.sh, a.acc_out.sw};
   const T coef = a.coefs[k];
-  const bool unit = g_next.sw == 1 && acc_src.sw == 1 && a.acc_out.sw == 1;
+  const bool unit = (!g_next.data || g_next.sw == 1) && acc_src.sw == 1 && a.acc_out.sw == 1;
   with_unit_stride(unit, [&]<bool Unit>() {
     for (int64_t c = 0; c < C; ++c) {
       const T* v = sc.out + c * s.ow + s.e;
       const ViewRow<Unit, T> out_g(g_next, tl.n, c, o, tl.c0), acc_out(a.acc_out, tl.n, c, o, tl.c0);
       const ViewRow<Unit, const T> acc_in(acc_src, tl.n, c, o, tl.c0);
-      for (int64_t x = 0; x < xe; ++x) {
-        out_g[x] = v[x];
-        acc_out[x] = acc_in[x] + coef * v[x];
-      }
+      if (out_g.p)
+        for (int64_t x = 0; x < xe; ++x) out_g[x] = v[x];
+      for (int64_t x = 0; x < xe; ++x) acc_out[x] = acc_in[x] + coef * v[x];
     }
   });
 }
