@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from taylor_fast.bench import grid, results, runner, table, workloads
+from taylor_fast.bench import allocator, grid, results, runner, table, workloads
 
 _RECORDS = pytest.StashKey[list]()
 _DOCUMENTS = pytest.StashKey[dict]()
@@ -42,6 +42,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    allocator.keep_freed_memory()  # every CPU case in the same allocator state (see its docstring)
     config.stash[_RECORDS] = []
     config.stash[_LOAD_AT_START] = results.load_average()
 

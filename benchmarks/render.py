@@ -99,6 +99,7 @@ def section(doc: dict) -> str:
         + (f", 1-min load average {load[0][0]:.2f} at start, {load[1][0]:.2f} at end" if all(load) else ""),
         *_peaks_text(doc),
         f"- peak memory: {doc['memory_method']}",
+        *([f"- CPU allocator: {env['cpu_allocator']}"] if "cpu_allocator" in env else []),
         "",
         table.markdown(doc["cases"]),
     ]

@@ -1,6 +1,8 @@
 """taylor_fast.bench: the grid, the cost model, the derived figures, the CPU memory measure, and
 one quick smoke pass of `taylor-fast bench` (its JSON structure; no timing is asserted)."""
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -134,7 +136,7 @@ def test_bench_command_quick_smoke(tmp_path, capsys, monkeypatch, one_thread):
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["schema"] == results.SCHEMA and doc["device"]["type"] == "cpu"
-    assert {"torch", "commit", "backends", "torch_threads"} <= set(doc["environment"])
+    assert {"torch", "commit", "backends", "torch_threads", "cpu_allocator"} <= set(doc["environment"])
     assert doc["peaks"]["measured"]["matmul_gflops"]["float32"] > 0
     assert "derivation" in doc["peaks"]["theoretical"]
     cases = doc["cases"]
@@ -161,3 +163,27 @@ def test_busy_note_flags_a_shared_machine():
     assert results.busy_note(quiet) is None
     busy = {**quiet, "load_average_at_end": [6.4, 5.0, 4.0]}
     assert "6.4 on 2 CPUs" in results.busy_note(busy)
+
+
+def test_the_benchmarks_allocator_state_keeps_freed_memory_and_the_memory_measure_still_works():
+    """In a child process (mallopt is process-wide): after keep_freed_memory a freed 256 MiB tensor
+    stays resident, and the peak measure still reads a 64 MiB allocation as 64 MiB."""
+    script = (
+        "import torch, re\n"
+        "from taylor_fast.bench import allocator, memory\n"
+        "rss = lambda: int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) >> 10\n"
+        "state = allocator.keep_freed_memory()\n"
+        "x = torch.ones(256 << 18); before = rss(); del x\n"
+        "kept = before - rss()\n"
+        "def allocate():\n"
+        "    buffer = torch.ones(64 << 18)\n"
+        "    del buffer\n"
+        "print(state.startswith('glibc'), kept, memory.cpu_peak_bytes(allocate) >> 20)\n"
+    )
+    glibc, kept_mib, measured_mib = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                                   check=True).stdout.split()
+    if glibc != "True":
+        pytest.skip("not glibc: the benchmarks leave the allocator alone")
+    assert int(kept_mib) < 16  # nothing of the 256 MiB handed back
+    if memory.cpu_unavailable_reason() is None:
+        assert 60 <= int(measured_mib) <= 80

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, backends
-from . import cost
+from . import allocator, cost
 from .grid import CaseSpec
 from .peaks import cpu_theoretical
 
@@ -72,6 +72,8 @@ def environment(device: str, load_at_start=None) -> dict:
         "backends": {name: {"available": ok, "reason": why} for name, (ok, why) in backends().items()},
         **_commit(),
     }
+    if device == "cpu":
+        env["cpu_allocator"] = allocator.state
     if device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
         env["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32

@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from . import memory, peaks, results, timing, workloads
+from . import allocator, memory, peaks, results, timing, workloads
 
 
 def run_case(spec, budget: str, time_fn=None) -> dict:
@@ -31,6 +31,8 @@ def finish(device: str, grid_name: str, records: list[dict], load_at_start=None)
 
 def run_grid(specs, device: str, budget: str, grid_name: str, progress=sys.stderr) -> dict:
     load_at_start, records = results.load_average(), []
+    if device == "cpu":
+        allocator.keep_freed_memory()
     for i, spec in enumerate(specs, 1):
         record = run_case(spec, budget)
         records.append(record)
