@@ -31,14 +31,19 @@ def keep_freed_memory() -> str:
     return state
 
 
-def _set_thresholds() -> str:
+def libc():
+    """The C library, or None where ctypes cannot find it."""
     name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+    return ctypes.CDLL(name) if name else None
+
+
+def _set_thresholds() -> str:
+    c = libc()
+    if c is None or not hasattr(c, "mallopt") or not hasattr(c, "gnu_get_libc_version"):
         return "default (not glibc: thresholds left alone)"
-    libc.gnu_get_libc_version.restype = ctypes.c_char_p
-    version = libc.gnu_get_libc_version().decode()
-    if not (libc.mallopt(M_MMAP_THRESHOLD, KEEP_BYTES) and libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES)):
+    c.gnu_get_libc_version.restype = ctypes.c_char_p
+    version = c.gnu_get_libc_version().decode()
+    if not (c.mallopt(M_MMAP_THRESHOLD, KEEP_BYTES) and c.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES)):
         return f"glibc {version}: mallopt refused the thresholds (left at their defaults)"
     return (f"glibc {version} keeping freed memory: mmap and trim thresholds {KEEP_BYTES >> 20} MiB "
             "(set by the benchmark run)")

@@ -19,12 +19,12 @@ compiling call rather than the steady state.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import re
 
 import torch
+
+from . import allocator
 
 CPU_METHOD = "peak RSS of one call: VmHWM reset via /proc/self/clear_refs after malloc_trim, minus VmRSS before"
 CUDA_METHOD = "torch.cuda.max_memory_allocated minus memory_allocated before the call"
@@ -39,10 +39,9 @@ def _status_kib(field: str) -> int:
 
 
 def _malloc_trim() -> None:
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
+    c = allocator.libc()
+    if c is not None and hasattr(c, "malloc_trim"):
+        c.malloc_trim(0)
 
 
 def cpu_unavailable_reason() -> str | None:
