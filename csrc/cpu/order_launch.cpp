@@ -51,7 +51,9 @@ Tiling choose_tiling(const StepGeometry& geo, const TileKernels<T>& kernels, int
   for (int64_t most_w : {512, 256, 128, 64, 32}) {
     for (int64_t most_h : {256, 128, 64, 32, 16, 8}) {
       Tiling t = base;
-      t.tile_w = even_block(geo.W, std::max(most_w, v), v);
+      // one tile across the whole width computes exactly W columns (plus halo), not W rounded
+      // up to whole vectors: 100 -> 112 computed columns instead of 128 with 16 lanes
+      t.tile_w = geo.W <= std::max(most_w, v) ? geo.W : even_block(geo.W, std::max(most_w, v), v);
       t.tile_h = even_block(geo.H, most_h, 1);
       candidates.push_back(t);
     }

@@ -113,7 +113,7 @@ struct BackwardArgs {
 template <typename T>
 struct TileKernels {
   const char* isa;
-  int64_t vector_width;  // tile_w must be a multiple of this
+  int64_t vector_width;  // tile_w is a multiple of this, unless one tile spans the image's width
   int64_t (*packed_weights_size)(int64_t C, int64_t hidden);
   void (*pack_weights)(const T* w1, const T* b1, const T* w2, const T* b2, int64_t C, int64_t hidden,
                        T* packed);

@@ -122,6 +122,29 @@ inline void with_vectors(int64_t n, F&& f) {
   f.template operator()<PMax>();
 }
 
+// body.template operator()<Tail>(x, n_x) over the columns [0, n) of a tile's row, one vector of W
+// at a time: whole vectors (Tail false, n_x = W), then the n % W columns left (Tail true), which
+// the body loads with V::load_first. A tile as wide as the image need not be a whole number of
+// vectors, and the weight gradients must not read past its columns (the next hidden channel's
+// row, or the end of the scratch).
+template <int W, class F>
+inline __attribute__((always_inline)) void over_columns(int64_t n, F&& body) {
+  int64_t x = 0;
+  for (; x + W <= n; x += W) body.template operator()<false>(x, W);
+  if constexpr (W > 1) {
+    if (x < n) body.template operator()<true>(x, static_cast<int>(n - x));
+  }
+}
+
+// V::load (V::load_to_register if Pin), or for a row's last partial vector the first n lanes
+// (zero above)
+template <class V, bool Tail, bool Pin = false>
+inline V load_columns(const typename V::value_type* p, int n) {
+  if constexpr (Tail) return V::load_first(p, n);
+  else if constexpr (Pin) return V::load_to_register(p);
+  else return V::load(p);
+}
+
 // acc[h][p] = init[h][p] + sum_{i < n_in, dy, dx} w[i][dy][dx][h] * rows[dy][i * chan + dx + p * W],
 // with init[h][p] read from init rows (init_stride apart) if given, else the bias (or zero);
 // then store(h, p, acc).
@@ -481,14 +504,14 @@ void accumulate_grad_w1(const Shape<B>& s, const typename B::T* src, int64_t pla
           acc[h][q] = V::load(at[h][q]);
         }
       }
-      for (int64_t x = 0; x < s.tile_w; x += W) {
+      over_columns<W>(s.tile_w, [&]<bool Tail>(int64_t x, int n) {
         V iv[3];
-        TF_UNROLL for (int q = 0; q < 3; ++q) iv[q] = V::load(in[q] + x);
+        TF_UNROLL for (int q = 0; q < 3; ++q) iv[q] = load_columns<V, Tail>(in[q] + x, n);
         TF_UNROLL for (int h = 0; h < HB; ++h) {
-          const V d = V::load_to_register(dz + h * s.hw + x);
+          const V d = load_columns<V, Tail, true>(dz + h * s.hw + x, n);
           TF_UNROLL for (int q = 0; q < 3; ++q) acc[h][q] = fma(d, iv[q], acc[h][q]);
         }
-      }
+      });
       TF_UNROLL for (int q = 0; q < 3; ++q) {
         TF_UNROLL for (int h = 0; h < HB; ++h) acc[h][q].store(at[h][q]);
       }
@@ -517,14 +540,14 @@ void accumulate_grad_w2(const Shape<B>& s, const typename B::T* gn, int64_t plan
         hp[q] = h_rows[tap / 3] + m * s.hw + tap % 3;
         TF_UNROLL for (int c = 0; c < CB; ++c) acc[c][q] = V::load(lanes + ((cb * CB + c) * pairs + u0 + q) * W);
       }
-      for (int64_t x = 0; x < s.tile_w; x += W) {
+      over_columns<W>(s.tile_w, [&]<bool Tail>(int64_t x, int n) {
         V gv[CB];
-        TF_UNROLL for (int c = 0; c < CB; ++c) gv[c] = V::load(gp[c] + x);
+        TF_UNROLL for (int c = 0; c < CB; ++c) gv[c] = load_columns<V, Tail>(gp[c] + x, n);
         TF_UNROLL for (int q = 0; q < HB; ++q) {
-          const V hv = V::load_to_register(hp[q] + x);
+          const V hv = load_columns<V, Tail, true>(hp[q] + x, n);
           TF_UNROLL for (int c = 0; c < CB; ++c) acc[c][q] = fma(gv[c], hv, acc[c][q]);
         }
-      }
+      });
       TF_UNROLL for (int q = 0; q < HB; ++q) {
         TF_UNROLL for (int c = 0; c < CB; ++c) acc[c][q].store(lanes + ((cb * CB + c) * pairs + u0 + q) * W);
       }
@@ -538,7 +561,9 @@ void accumulate_sums(const typename B::T* row, int64_t stride, int64_t count, in
   using V = typename B::Vec;
   for (int64_t m = 0; m < count; ++m) {
     V acc = V::load(lanes + m * B::W);
-    for (int64_t x = 0; x < tile_w; x += B::W) acc = acc + V::load(row + m * stride + x);
+    over_columns<B::W>(tile_w, [&]<bool Tail>(int64_t x, int n) {
+      acc = acc + load_columns<V, Tail>(row + m * stride + x, n);
+    });
     acc.store(lanes + m * B::W);
   }
 }

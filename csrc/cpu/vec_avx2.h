@@ -18,6 +18,12 @@ struct Avx2F32 {
     asm("" : "+x"(x));
     return {x};
   }
+  // lanes [0, n) from p, zero above (0 < n < width); masked-off lanes are not read, so p + n may
+  // be the end of the memory
+  static Avx2F32 load_first(const float* p, int n) {
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return {_mm256_maskload_ps(p, mask)};
+  }
   static Avx2F32 broadcast(const float* p) { return {_mm256_broadcast_ss(p)}; }
   static Avx2F32 zero() { return {_mm256_setzero_ps()}; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
@@ -62,6 +68,10 @@ struct Avx2F64 {
     __m256d x = _mm256_loadu_pd(p);
     asm("" : "+x"(x));
     return {x};
+  }
+  static Avx2F64 load_first(const double* p, int n) {
+    const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+    return {_mm256_maskload_pd(p, mask)};
   }
   static Avx2F64 broadcast(const double* p) { return {_mm256_broadcast_sd(p)}; }
   static Avx2F64 zero() { return {_mm256_setzero_pd()}; }

@@ -18,6 +18,11 @@ struct Avx512F32 {
     asm("" : "+v"(x));
     return {x};
   }
+  // lanes [0, n) from p, zero above (0 < n < width); masked-off lanes are not read, so p + n may
+  // be the end of the memory
+  static Avx512F32 load_first(const float* p, int n) {
+    return {_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p)};
+  }
   static Avx512F32 broadcast(const float* p) { return {_mm512_set1_ps(*p)}; }
   static Avx512F32 zero() { return {_mm512_setzero_ps()}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
@@ -56,6 +61,9 @@ struct Avx512F64 {
     __m512d x = _mm512_loadu_pd(p);
     asm("" : "+v"(x));
     return {x};
+  }
+  static Avx512F64 load_first(const double* p, int n) {
+    return {_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p)};
   }
   static Avx512F64 broadcast(const double* p) { return {_mm512_set1_pd(*p)}; }
   static Avx512F64 zero() { return {_mm512_setzero_pd()}; }
