@@ -60,12 +60,17 @@ def test_input_layouts(layout):
     torch.testing.assert_close(got, reference.taylor_expand(f, y, *weights, 4))
 
 
-def test_bad_arguments_are_checked_like_the_forward():
+@pytest.mark.parametrize("case", ["negative order", "y of another shape"])
+def test_bad_arguments_are_checked_like_the_forward(case):
     f, y = make_images()
-    with pytest.raises(RuntimeError, match="order"):
-        OPS.expand_inference(f, y, *make_weights(), -1, 0.0)
-    with pytest.raises(RuntimeError, match="y"):
-        OPS.expand_inference(f, y[:, :2], *make_weights(), 2, 0.0)
+    args = {"negative order": (f, y, *make_weights(), -1, 0.0),
+            "y of another shape": (f, y[:, :2], *make_weights(), 2, 0.0)}[case]
+    with pytest.raises(RuntimeError) as forward:
+        OPS.expand_forward(*args)
+    with pytest.raises(RuntimeError) as inference:
+        OPS.expand_inference(*args)
+    assert str(inference.value).splitlines()[0] == str(forward.value).splitlines()[0]
+    assert ("order must be >= 0" if case == "negative order" else "y has shape") in str(inference.value)
 
 
 def test_opcheck():
