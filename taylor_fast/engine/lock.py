@@ -12,11 +12,12 @@ ends in any way (kill -9 included), so a lock never outlives its holder and an i
 succeeds. The file itself stays (removing it would let a second process lock a fresh file while
 a third still holds the old one); it records the holder's pid, host, purpose and start time for
 the message above. Readers take no lock. flock locks are per host on most network file
-systems, so two machines sharing one folder over NFS are not kept apart.
+systems, so two machines sharing one folder over NFS are not kept apart. fcntl is POSIX only;
+it is imported when a lock is taken, so that LOCK_NAME (and the config checks that use it)
+import everywhere.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -53,6 +54,8 @@ def _holder(fd: int) -> str:
 def exclusive(folder, purpose: str) -> Iterator[Path]:
     """Hold FOLDER's lock for the block (creating FOLDER if needed); yields the lock file's path.
     Raises FolderBusy at once, without waiting, when another process holds it."""
+    import fcntl
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
