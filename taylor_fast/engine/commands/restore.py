@@ -3,6 +3,11 @@
 Any size: images larger than --tile go through overlapping tiles blended smoothly (tiling.py),
 so memory stays bounded and the output has the input's size. 8- and 16-bit PNG in and out (a
 16-bit PNG gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out.
+
+Each output is written to a temporary file in its folder and renamed once complete, so a killed
+run leaves no truncated image under an output's name; `--resume` keeps the outputs already there
+and restores the rest, and temporaries of killed runs are removed. `--skip-bad` skips inputs that
+cannot be read (a macOS `._x.png`, a truncated file) with a warning instead of stopping.
 """
 from __future__ import annotations
 
@@ -12,15 +17,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ...data import read_image, write_image
-from ...data.image_io import image_size
-from .. import model
+from ...data import ImageReadError, read_image, write_image
+from .. import atomic, model
 from ..chunks import Chunked
 from ..config import ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
 from ..tiling import count
-from . import check_tiles, reports_errors
+from . import CommandError, check_tiles, reports_errors
 
 
 def add_arguments(parser):
@@ -35,16 +39,46 @@ def add_arguments(parser):
                         help="output format for a folder (default: each input's own)")
     parser.add_argument("--bits", choices=("same", "8", "16"), default="same",
                         help="output bits per sample (default: 16 for a 16-bit PNG input, else 8)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
+    existing.add_argument("--resume", action="store_true",
+                          help="keep the outputs already there (a stopped run's) and restore only the missing ones")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip inputs that cannot be read, with a warning, instead of stopping")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (over the tiles of all images)")
+
+
+def _warn(text: str) -> None:
+    tqdm.write(f"taylor-fast restore: {text}", file=sys.stderr)
+
+
+def _summary(written: int, kept: int, skipped: int, where: Path) -> str:
+    notes = ([f"{kept} already there kept"] if kept else []) + ([f"{skipped} unreadable skipped"] if skipped else [])
+    return f"restored {written} image{'s' if written != 1 else ''} -> {where}" + (f" ({', '.join(notes)})"
+                                                                                   if notes else "")
+
+
+def _write(job, restored: torch.Tensor) -> None:
+    """The output of `job`, through a temporary renamed when complete (never a truncated file
+    under the output's name)."""
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic.writing(job.target) as temporary:
+            write_image(temporary, restored, bits=job.bits)
+    except OSError as exc:
+        raise atomic.WriteError(atomic.failure(job.target, exc, "output")) from exc
 
 
 @reports_errors("restore", PlanError)
 def main(args) -> int:
     check_tiles(args)
-    jobs = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
-                overwrite=args.overwrite)
+    todo = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
+                existing="overwrite" if args.overwrite else "keep" if args.resume else "refuse",
+                skip_bad=args.skip_bad)
+    for text in todo.unreadable:
+        _warn(f"skipped: {text}")
+    jobs = todo.jobs
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     net, _, _ = model.load(args.checkpoint, device)
     if args.order is not None and args.order != net.order:
@@ -54,16 +88,29 @@ def main(args) -> int:
             raise ConfigError(f"--order: {exc}") from None
     if args.input.is_dir():
         args.output.mkdir(parents=True, exist_ok=True)
+    for job in jobs:  # temporaries of killed runs; never outputs, since they were not renamed
+        for stale in atomic.leftovers(job.target):
+            stale.unlink(missing_ok=True)
     # one bar over the tiles of all images: a folder advances image by image, a large image tile by tile
-    tiles = sum(count(*image_size(job.source), args.tile or None, args.overlap) for job in jobs)
+    tiles = sum(count(*job.size, args.tile or None, args.overlap) for job in jobs)
     run = Chunked(net)  # one for all images: a tile batch that ran out of memory stays split
-    with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles == 1) as bar:
+    written, skipped = 0, len(todo.unreadable)
+    with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles <= 1) as bar:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
-            image = read_image(job.source)
-            restored = restore_image(run, image, args.tile or None, args.overlap, progress=bar.update)
-            job.target.parent.mkdir(parents=True, exist_ok=True)
-            write_image(job.target, restored, bits=job.bits)
-    where = jobs[0].target if len(jobs) == 1 else args.output
-    print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''} -> {where}", file=sys.stdout)
+            try:
+                image = read_image(job.source)
+            except ImageReadError as exc:
+                if not args.skip_bad:
+                    raise CommandError(f"{exc}; outputs written before it: {written}; rerun with --resume to keep "
+                                       "them, and --skip-bad to skip unreadable inputs" if args.input.is_dir()
+                                       else str(exc)) from None
+                _warn(f"skipped: {exc}")
+                skipped += 1
+                bar.update(count(*job.size, args.tile or None, args.overlap))
+                continue
+            _write(job, restore_image(run, image, args.tile or None, args.overlap, progress=bar.update))
+            written += 1
+    where = jobs[0].target if len(jobs) == 1 and not todo.kept else args.output
+    print(_summary(written, len(todo.kept), skipped, where), file=sys.stdout)
     return 0
