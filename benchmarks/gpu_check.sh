@@ -10,11 +10,14 @@
 # summary), SIGKILL 15 s later.
 #   env       environment report: GPU, driver, torch, CUDA, Triton, the tools below      30
 #   build     the extension for this GPU's arch only, ptxas report of the CUDA kernels   160
-#   cuda      pytest -m "cuda and not triton"                                            100
-#   triton    pytest -m triton, pinned configs (one compile per kernel and shape)        130
+#   cuda      pytest -m "cuda and not triton", but the property test                     100
+#   triton    pytest -m triton, but the property test; pinned configs (one compile per
+#             kernel and dtype), over xdist workers                                       130
 #   headline  taylor-fast bench --grid headline (order 3, hidden 32, 4x3x512x512 and
 #             1x3x1080x1920, TF32 / fp32 / bf16, eager vs fused, compiled vs fused)       90
-#   rest      CUDA kernel timings (SIMT vs tensor cores), then the quick bench grid      rest
+#   rest      the property test on cuda and triton (a child process per example, each
+#             paying CUDA's start-up; Triton's random shapes and dtypes, a compile each),
+#             CUDA kernel timings (SIMT vs tensor cores), the quick bench grid             rest
 #
 # --dry-run runs the same machinery on a machine without a GPU: each stage that needs one is
 # replaced by its CPU equivalent at tiny sizes (the CUDA kernels in the host emulator, Triton
@@ -24,9 +27,10 @@
 # ./gpu_check_out), each written as soon as its stage ends:
 #   gpu_check.json     every stage's status and seconds, the environment, test counts and failures
 #   gpu_check.log      everything every stage printed
-#   tests_cuda.xml, tests_triton.xml             JUnit reports
-#   bench_headline.json, bench_rest.json         taylor-fast bench documents (partial if cut off)
-#   details.tar.gz     per-stage logs, the build log, ptxas.json, cuda_kernel_timings.json
+#   tests_cuda.xml, tests_triton.xml, tests_property.xml      JUnit reports
+#   bench_headline.json  the headline taylor-fast bench document (marked partial if cut off)
+#   details.tar.gz     per-stage logs, the build log, ptxas.json, cuda_kernel_timings.json,
+#                      bench_rest.json
 #
 # Environment: PYTHON (default python3), GPU_CHECK_BUDGET_S (default 480), GPU_CHECK_CAPS
 # ("stage=seconds ..." overrides caps), GPU_CHECK_STAGES (default: all, in the order above).
@@ -119,25 +123,56 @@ else
     "$PY" benchmarks/ptxas_report.py "$WORK/pip_build.log" --json "$WORK/ptxas.json"'
 fi
 
+# The headline bench's compiles (Triton kernels, the compiled reference) run in the background
+# while the test stages run: the tests leave most CPU cores idle, the bench would not.
+if ((DRY)); then WARM_ARGS="--device cpu --size 1x3x16x16 --backends reference,cpu"; else WARM_ARGS=""; fi
+WARMUP_PID=""
+if [[ " $STAGES " == *" headline "* ]]; then
+  "$PY" benchmarks/gpu_warmup.py $WARM_ARGS > "$WORK/warmup.log" 2>&1 &
+  WARMUP_PID=$!
+  say "=== warm-up for the headline bench started in the background (pid $WARMUP_PID, $WORK/warmup.log)"
+fi
+
+# wait_for_warmup: the headline stage waits for it, up to what the budget allows
+wait_for_warmup() {
+  [[ -n "$WARMUP_PID" ]] || return 0
+  local deadline=$((START + BUDGET - ${CAP[headline]}))
+  while kill -0 "$WARMUP_PID" 2> /dev/null && (($(date +%s) < deadline)); do sleep 1; done
+  if kill -0 "$WARMUP_PID" 2> /dev/null; then
+    kill -INT "$WARMUP_PID" 2> /dev/null
+    say "=== warm-up stopped unfinished: the headline bench compiles the rest itself"
+  fi
+  wait "$WARMUP_PID" 2> /dev/null
+  say "=== warm-up: $(tail -n 1 "$WORK/warmup.log")"
+  cat "$WORK/warmup.log" >> "$LOG"
+}
+
 # ------------------------------------------------------------------ 3-4. correctness
 if ((DRY)); then
   stage cuda "$PYTEST tests/test_cuda_emulated.py -k 'step_forward_and_backward or zero_hidden' \
     --junitxml=\"\$OUTDIR/tests_cuda.xml\""
   stage triton "$PYTEST tests/test_triton.py -k step_and_its_gradients --junitxml=\"\$OUTDIR/tests_triton.xml\""
 else
-  stage cuda "$PYTEST -m 'cuda and not triton' --junitxml=\"\$OUTDIR/tests_cuda.xml\""
-  stage triton "TAYLOR_FAST_TRITON_AUTOTUNE=0 $PYTEST $XDIST -m triton --junitxml=\"\$OUTDIR/tests_triton.xml\""
+  NOT_PROPERTY="-k 'not test_random_calls_give_the_reference_result'"
+  stage cuda "$PYTEST -m 'cuda and not triton' $NOT_PROPERTY --junitxml=\"\$OUTDIR/tests_cuda.xml\""
+  stage triton "TAYLOR_FAST_TRITON_AUTOTUNE=0 $PYTEST $XDIST -m triton $NOT_PROPERTY \
+    --junitxml=\"\$OUTDIR/tests_triton.xml\""
 fi
 
 # ------------------------------------------------------------------ 5-6. benchmarks
+wait_for_warmup
 if ((DRY)); then
   SMALL="--device cpu --size 1x3x16x16 --backends reference,cpu"
   stage headline "\"\$PY\" -m taylor_fast bench --grid headline $SMALL --json \"\$OUTDIR/bench_headline.json\""
-  stage rest "\"\$PY\" -m taylor_fast bench --grid quick $SMALL --json \"\$OUTDIR/bench_rest.json\""
+  stage rest "$PYTEST tests/test_ops_property.py -k 'reference and random_calls' \
+      --junitxml=\"\$OUTDIR/tests_property.xml\";
+    \"\$PY\" -m taylor_fast bench --grid quick $SMALL --json \"\$WORK/bench_rest.json\""
 else
   stage headline '"$PY" -m taylor_fast bench --device cuda --grid headline --json "$OUTDIR/bench_headline.json"'
-  stage rest '"$PY" benchmarks/cuda_kernel_timings.py --quick --json "$WORK/cuda_kernel_timings.json";
-    "$PY" -m taylor_fast bench --device cuda --grid quick --json "$OUTDIR/bench_rest.json"'
+  stage rest "TAYLOR_FAST_TRITON_AUTOTUNE=0 $PYTEST tests/test_ops_property.py -m 'cuda or triton' \
+      --junitxml=\"\$OUTDIR/tests_property.xml\";
+    \"\$PY\" benchmarks/cuda_kernel_timings.py --quick --json \"\$WORK/cuda_kernel_timings.json\";
+    \"\$PY\" -m taylor_fast bench --device cuda --grid quick --json \"\$WORK/bench_rest.json\""
 fi
 
 summarise

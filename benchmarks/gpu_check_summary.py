@@ -6,7 +6,8 @@
 The first form prints and writes (as JSON) the machine's GPU, driver, torch, CUDA, Triton and
 the tools the later stages need, and exits 1 naming any that is missing, before the build
 starts. The second collects what the stages have left so far (WORKDIR/stages.tsv, the JUnit
-reports and bench documents in OUTDIR, ptxas.json) into OUTDIR/gpu_check.json; gpu_check.sh
+reports and the headline bench document in OUTDIR, ptxas.json and the rest's bench document in
+WORKDIR) into OUTDIR/gpu_check.json; gpu_check.sh
 runs it after every stage, so the file is always current. --print also prints a summary and
 exits 0 only if every stage passed.
 """
@@ -161,9 +162,10 @@ def collect(outdir: Path, work: Path) -> dict:
     summary = {
         "environment": read_json(work / "environment.json"),
         "stages": stages(work),
-        "tests": {name: test_summary(outdir / f"tests_{name}.xml") for name in ("cuda", "triton")},
+        "tests": {name: test_summary(outdir / f"tests_{name}.xml") for name in ("cuda", "triton", "property")},
         "ptxas": read_json(work / "ptxas.json"),
-        "bench": {name: bench_summary(read_json(outdir / f"bench_{name}.json")) for name in ("headline", "rest")},
+        "bench": {"headline": bench_summary(read_json(outdir / "bench_headline.json")),
+                  "rest": bench_summary(read_json(work / "bench_rest.json"))},
     }
     tmp = outdir / "gpu_check.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))

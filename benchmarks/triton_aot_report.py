@@ -12,7 +12,8 @@ Exits 1 when a config the autotuner can pick on the target needs more shared mem
 has, when the backend's shared-memory estimate (which prunes configs at launch) falls short of
 what ptxas reports, or when a headline config (C=3, hidden 32, TF32 or bf16) spills more than
 --max-headline-spill bytes (default 0). The compile times are cold (an empty Triton cache):
-what a GPU machine pays the first time it meets each config.
+what a GPU machine pays the first time it meets each config. CPU seconds are reported beside the
+wall time: they do not grow when other work shares the machine, and a compile is one thread.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def row(compiled: aot.Compiled, limit: int) -> dict:
         "shared_bytes": compiled.shared_bytes, "shared_estimate_bytes": estimate,
         "fits": compiled.shared_bytes <= limit, "estimate_holds": estimate >= compiled.shared_bytes,
         "headline": is_headline(launch), "compile_seconds": round(compiled.seconds, 2),
+        "compile_cpu_seconds": round(compiled.cpu_seconds, 2),
     }
 
 
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
     rows, start = [], time.perf_counter()
     print(f"Triton {triton.__version__}, sm_{args.arch}, shared memory {args.shared_memory} B per block")
     print(f"{'kernel':9} {'use':13} {'C':>2} {'hid':>3} {'prec':5} {'tile':9} {'regs':>4} {'spill B':>8} "
-          f"{'shared B':>9} {'estimate':>9} {'compile s':>9}")
+          f"{'shared B':>9} {'estimate':>9} {'compile s':>9} {'cpu s':>6}")
     for kernel, channels, hidden, precision in cases(args.quick):
         for launch in aot.launches(kernel, channels, hidden, precision, args.shared_memory):
             r = row(aot.compile_launch(launch, args.arch), args.shared_memory)
@@ -89,7 +91,8 @@ def main(argv=None) -> int:
             flags = ("" if r["fits"] else "  OVER SHARED MEMORY") + ("" if r["estimate_holds"] else "  ESTIMATE LOW")
             print(f"{r['kernel']:9} {r['use']:13} {channels:2} {hidden:3} {precision:5} {r['tile']:9} "
                   f"{r['registers']:4} {r['spill_store_bytes'] + r['spill_load_bytes']:8} {r['shared_bytes']:9} "
-                  f"{r['shared_estimate_bytes']:9} {r['compile_seconds']:9.1f}{flags}", flush=True)
+                  f"{r['shared_estimate_bytes']:9} {r['compile_seconds']:9.1f} {r['compile_cpu_seconds']:6.1f}{flags}",
+                  flush=True)
 
     problems = [f"{r['kernel']} {r['use']} C={r['channels']} hidden={r['hidden']} {r['precision']} {r['tile']}: {why}"
                 for r in rows for why in (
@@ -102,6 +105,8 @@ def main(argv=None) -> int:
         "configs": len(rows), "seconds": round(time.perf_counter() - start, 1),
         "max_compile_seconds": {k: max((r["compile_seconds"] for r in rows if r["kernel"] == k), default=0)
                                 for k in ("forward", "backward")},
+        "max_compile_cpu_seconds": {k: max((r["compile_cpu_seconds"] for r in rows if r["kernel"] == k), default=0)
+                                    for k in ("forward", "backward")},
         "headline_spill_bytes": max((r["spill_store_bytes"] + r["spill_load_bytes"] for r in rows if r["headline"]),
                                     default=0),
         "spilling_configs": sum(1 for r in rows if r["spill_store_bytes"] + r["spill_load_bytes"]),
@@ -111,7 +116,7 @@ def main(argv=None) -> int:
           f"{summary['max_compile_seconds']['forward']} s, backward {summary['max_compile_seconds']['backward']} s; "
           f"{summary['spilling_configs']} spill; headline spill {summary['headline_spill_bytes']} B")
     for problem in problems:
-        print(f"PROBLEM: {problem}")
+        print(f"PROBLEM: {problem}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "configs": rows}, indent=1))
     return 1 if problems else 0

@@ -31,12 +31,13 @@ def test_dry_run_passes_every_stage_and_brings_back_at_most_eight_files(tmp_path
     assert [s["stage"] for s in result["stages"]] == STAGES
     assert all(s["status"] == "passed" for s in result["stages"]), result["stages"]
     assert result["environment"]["dry_run"] and result["environment"]["source_sha256"]
-    for name in ("cuda", "triton"):
+    for name in ("cuda", "triton", "property"):
         assert result["tests"][name]["tests"] > 0 and not result["tests"][name]["problems"]
-    assert result["bench"]["headline"]["fused"] and result["bench"]["headline"]["partial"] is None
+    for name in ("headline", "rest"):
+        assert result["bench"][name]["fused"] and result["bench"][name]["partial"] is None
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted(["gpu_check.json", "gpu_check.log", "tests_cuda.xml", "tests_triton.xml",
-                            "bench_headline.json", "bench_rest.json", "details.tar.gz"])
+                            "tests_property.xml", "bench_headline.json", "details.tar.gz"])
     assert len(files) <= 8  # what the GPU machine sends back at most
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import resource
 import time
 from dataclasses import dataclass
 
@@ -113,10 +114,18 @@ _PTXAS_USED = re.compile(r"Used (\d+) registers")
 _PTXAS_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ptxas runs as one): unlike wall time,
+    it does not grow when other work shares the machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 @dataclass
 class Compiled:
     launch: Launch
     seconds: float
+    cpu_seconds: float
     registers: int
     spill_store_bytes: int
     spill_load_bytes: int
@@ -136,14 +145,14 @@ def compile_launch(launch: Launch, arch: int = 90) -> Compiled:
     jit, signature, constants = _signature(launch)
     knobs.nvidia.dump_ptxas_log = True  # ptxas runs with -v inside triton.compile; have it print
     log = io.StringIO()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     with contextlib.redirect_stdout(log):
         kernel = triton.compile(ASTSource(jit, signature, constexprs=constants), target=GPUTarget("cuda", arch, 32),
                                 options={"num_warps": launch.config.num_warps, "num_stages": launch.config.num_stages})
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
     text = log.getvalue()
     used, frame = _PTXAS_USED.search(text), _PTXAS_FRAME.search(text)
     if used is None or frame is None:
         raise RuntimeError(f"no ptxas report for {launch.describe()} (a cached compile? use an empty TRITON_CACHE_DIR)")
-    return Compiled(launch, seconds, int(used[1]), int(frame[2]), int(frame[3]), int(frame[1]),
+    return Compiled(launch, seconds, cpu_seconds, int(used[1]), int(frame[2]), int(frame[3]), int(frame[1]),
                     int(kernel.metadata.shared))
