@@ -80,7 +80,10 @@ def _step_backward_kernel(
 
     # Registers are what limit this kernel: the statements are ordered so that few tiles are live
     # at once, and the small weight tiles are re-read per tile (from cache). `zero`: see _tiling.
-    for tile in range(pid, total_tiles, programs):
+    # A while loop, not range(pid, total_tiles, programs): Triton 3.6's interpreter cannot take a
+    # range over runtime values (it converts a 1-element array to an int, which NumPy refuses).
+    tile = pid
+    while tile < total_tiles:
         zero = tile // total_tiles
         image = (tile // tiles_per_image).to(tl.int64) * (C * H * W)
         q, rows, cols, inside, owned = tile_geometry(tile % tiles_per_image, H, W, TH, TW, zero)
@@ -128,6 +131,7 @@ def _step_backward_kernel(
                 if ACCUMULATE_DY:
                     dx += tl.load(dy_in_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
                 tl.store(dy_out_ptr + offsets, dx, mask=owned)
+        tile += programs
 
     row = pid.to(tl.int64)
     hid = tl.arange(0, HP)
