@@ -48,12 +48,15 @@ def plan(source: Path, out: Path, *, suffix: str | None = None, bits: str = "sam
         files = list_images(source)
         if not files:
             raise PlanError(f"input folder {source} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        if out.exists() and not out.is_dir():
-            raise PlanError(f"-o {out}: the input is a folder, so the output must be a folder too")
+        if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in IMAGE_EXTENSIONS):
+            raise PlanError(f"-o {out}: the input is a folder, so the output must be a folder too, not an image file")
         pairs = [(f, out / (f.stem + (suffix or f.suffix))) for f in files]
     else:
         if source.suffix.lower() not in IMAGE_EXTENSIONS:
             raise PlanError(f"input {source} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+        if not out.is_dir() and not out.suffix:
+            raise PlanError(f"-o {out}: the input is a file, so the output must be a file name with an image extension "
+                            f"(e.g. -o {out / source.name}) or an existing folder")
         target = out / (source.stem + (suffix or source.suffix)) if out.is_dir() else out
         if suffix and not out.is_dir() and out.suffix.lower() != suffix:
             raise PlanError(f"--format {suffix[1:]} but -o {out} has another extension")

@@ -73,14 +73,18 @@ class Training:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
 
+        model.check(config["model"])
         torch.manual_seed(seed)  # the same initial weights on every process (and in every rerun)
         self.net = model.build(config["model"]).to(device)
+        model.check_backend(self.net, device, "choose another with --backend or --set model.backend (auto picks "
+                                              "one that runs here; `taylor-fast info` lists them)")
         if self.net.order == 0:  # G takes no part in O = f: freeze it so DDP and Adam skip it
             self.net.derivative.requires_grad_(False)
         rng.seed_everything(seed + processes.rank)
 
-        images = open_dataset(data["dataset"], expand(data["root"]), split=data["split"], skip_bad=data["skip_bad"],
-                              **{k: expand(v) for k, v in data["options"].items()})
+        images = open_dataset(data["dataset"], expand(data["root"], "data.train.root"), split=data["split"],
+                              skip_bad=data["skip_bad"], skip_hint="--set data.train.skip_bad=true",
+                              **{k: expand(v, f"data.train.options.{k}") for k, v in data["options"].items()})
         _check_patch(images, data["patch"])
         self.patches = TrainingPatches(Repeated(images, data["repeat"]), patch=data["patch"], seed=seed,
                                        flips=data["flips"], rotations=data["rotations"])
@@ -246,11 +250,14 @@ def prepare_run(run: Path, config: dict, processes: distributed.Processes) -> No
 
 
 def train(config: dict, run, *, resume: dict | None = None, device: str = "auto", bar: bool = True) -> dict:
-    """Train per `config` into the folder `run` (continuing from the checkpoint state `resume`)."""
+    """Train per `config` into the folder `run` (continuing from the checkpoint state `resume`).
+    Everything that can be checked (model, backend, data, sizes) is, before the run folder is
+    created or written."""
     processes = distributed.start(device)
     try:
+        training = Training(config, Path(run), processes, resume, bar and config["log"]["progress"])
         prepare_run(Path(run), config, processes)
         processes.barrier()
-        return Training(config, Path(run), processes, resume, bar and config["log"]["progress"]).run()
+        return training.run()
     finally:
         distributed.stop(processes)

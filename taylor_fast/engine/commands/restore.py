@@ -3,24 +3,26 @@
 Any size: images larger than --tile go through overlapping tiles blended smoothly (tiling.py),
 so memory stays bounded and the output has the input's size. 8- and 16-bit PNG in and out (a
 16-bit PNG gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out.
+Outputs are upright (EXIF orientation applied), keep the input's ICC profile, its alpha and
+greyness (--channels rgb: always RGB), and JPEG/WebP are written at --quality.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from ...data import read_image, write_image
-from ...data.image_io import image_size
+from ..._arguments import integer
+from ...data import write_image
+from ...data.image_io import image_size, read_picture
 from .. import model
 from ..chunks import Chunked
 from ..config import ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
 from ..tiling import count
-from . import check_tiles, reports_errors
+from . import BACKEND_FIX, check_tiles, device, reports_errors
 
 
 def add_arguments(parser):
@@ -35,6 +37,10 @@ def add_arguments(parser):
                         help="output format for a folder (default: each input's own)")
     parser.add_argument("--bits", choices=("same", "8", "16"), default="same",
                         help="output bits per sample (default: 16 for a 16-bit PNG input, else 8)")
+    parser.add_argument("--quality", type=integer(1, 100), default=95,
+                        help="JPEG and WebP quality, 1..100 (default 95; JPEG without chroma subsampling)")
+    parser.add_argument("--channels", choices=("same", "rgb"), default="same",
+                        help="same: a grey input gives a grey output and alpha is kept (default); rgb: always RGB")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (over the tiles of all images)")
@@ -45,13 +51,14 @@ def main(args) -> int:
     check_tiles(args)
     jobs = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
                 overwrite=args.overwrite)
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    net, _, _ = model.load(args.checkpoint, device)
+    on = device(args.device)
+    net, _, _ = model.load(args.checkpoint, on)
     if args.order is not None and args.order != net.order:
         try:
             net = model.at_order(net, args.order)
         except ValueError as exc:
             raise ConfigError(f"--order: {exc}") from None
+    model.check_backend(net, on, BACKEND_FIX)
     if args.input.is_dir():
         args.output.mkdir(parents=True, exist_ok=True)
     # one bar over the tiles of all images: a folder advances image by image, a large image tile by tile
@@ -60,10 +67,11 @@ def main(args) -> int:
     with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles == 1) as bar:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
-            image = read_image(job.source)
-            restored = restore_image(run, image, args.tile or None, args.overlap, progress=bar.update)
+            picture = read_picture(job.source)
+            restored = restore_image(run, picture.rgb, args.tile or None, args.overlap, progress=bar.update)
             job.target.parent.mkdir(parents=True, exist_ok=True)
-            write_image(job.target, restored, bits=job.bits)
+            write_image(job.target, picture.keep(restored) if args.channels == "same" else restored, bits=job.bits,
+                        quality=args.quality, icc_profile=picture.icc_profile)
     where = jobs[0].target if len(jobs) == 1 else args.output
     print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''} -> {where}", file=sys.stdout)
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import checkpoint
 from ..config import ConfigError, parse_assignment, resolve, resume_conflicts
 from ..train import CHECKPOINT, TrainingError, train
-from . import CommandError, reports_errors
+from . import CommandError, check_folder, device, reports_errors
 
 # flag -> config key (the flag's value overrides the key)
 _FLAG_KEYS = {
@@ -73,15 +73,18 @@ def _config_and_state(args) -> tuple[dict, dict | None]:
     if ckpt.exists():
         raise CommandError(f"{args.out} already holds a checkpoint ({ckpt}); pass --resume to continue that run, "
                            "or choose another --out")
+    config = resolve(args.config, overrides(args))
     if args.resume:
         print(f"train: {args.out} has no checkpoint yet; starting from the beginning", file=sys.stderr)
-    return resolve(args.config, overrides(args)), None
+    return config, None
 
 
 @reports_errors("train", TrainingError)
 def main(args) -> int:
+    check_folder(args.out, "--out")
+    where = device(args.device)
     config, state = _config_and_state(args)
-    summary = train(config, args.out, resume=state, device=args.device, bar=not args.no_progress)
+    summary = train(config, args.out, resume=state, device=where, bar=not args.no_progress)
     if not summary["main"]:
         return 0
     rate = summary["trained_iterations"] / max(summary["seconds"], 1e-9)
