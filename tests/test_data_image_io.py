@@ -111,17 +111,19 @@ def _with_space(profile: bytes, space: bytes) -> bytes:
     return profile[:16] + space + profile[20:]
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation):
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation, suffix):
     from PIL import ImageOps
 
     exif = Image.Exif()
     exif[0x0112] = orientation
-    Image.fromarray(random_rgb(6, 9, seed=orientation)).save(tmp_path / "o.jpg", exif=exif.tobytes(), quality=90)
-    with Image.open(tmp_path / "o.jpg") as stored:
+    path = tmp_path / f"o{suffix}"
+    Image.fromarray(random_rgb(6, 9, seed=orientation)).save(path, exif=exif.tobytes())
+    with Image.open(path) as stored:
         upright = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"))
-    np.testing.assert_array_equal(read_image(tmp_path / "o.jpg").numpy(), as_tensor_values(upright))
-    assert image_size(tmp_path / "o.jpg") == upright.shape[:2]  # from the header: (9, 6) for orientations 5..8
+    np.testing.assert_array_equal(read_image(path).numpy(), as_tensor_values(upright))
+    assert image_size(path) == upright.shape[:2]  # from the header: (9, 6) for orientations 5..8
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])

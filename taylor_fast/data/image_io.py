@@ -77,7 +77,9 @@ def list_images(folder: Path) -> list[Path]:
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation (1..8; 1 = stored upright) of an opened image."""
     try:
-        value = img.getexif().get(_ORIENTATION_TAG, 1)
+        # the base class's getexif reads what the header gave; PNG's own would decode every pixel
+        # looking for a late eXIf chunk, and header-only callers (image_size) must see the same
+        value = Image.Image.getexif(img).get(_ORIENTATION_TAG, 1)
     except (OSError, ValueError, SyntaxError, TypeError):  # damaged EXIF: the pixels are still good
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
