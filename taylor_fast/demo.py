@@ -25,6 +25,7 @@ from . import _dispatch, cli, metrics, ops
 from ._arguments import integer, number
 from ._validation import check_expand
 from .data import BUNDLED_PHOTOS, bundled_photo, open_dataset
+from .data.photos import unavailable
 from .engine import config as engine_config
 from .engine import distributed, model
 from .engine.evaluate import evaluate, restore
@@ -51,6 +52,8 @@ def _check(args) -> str | None:
     """What is wrong with the command line, found before anything is synthesised or written."""
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out}: expected a folder, but it is an existing file"
+    if unavailable():
+        return unavailable()
     shortest = {name: min(shrunk_size(*bundled_photo(name).shape[1:], args.size)) for name in BUNDLED_PHOTOS}
     train = min(side for name, side in shortest.items() if name not in TEST_PHOTOS)
     if args.patch > train:

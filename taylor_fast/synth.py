@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from .data import BUNDLED_PHOTOS, RAIN_PRESETS, BlurStyle, add_motion_blur, add_rain, bundled_photo
 from .data.image_io import IMAGE_EXTENSIONS, list_images, read_image, write_image
+from .data.photos import unavailable
 
 _FORMAT = ".png"
 
@@ -76,6 +77,8 @@ def _check(args) -> str | None:
         return f"--max-side: expected a positive size, got {args.max_side}"
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out}: expected a folder, but it is an existing file"
+    if args.clean is None and unavailable():
+        return f"{unavailable()}, or give --clean DIR"
     if args.clean is not None and not args.clean.is_dir():
         why = "it is a file" if args.clean.exists() else "it does not exist"
         return f"--clean {args.clean}: expected a folder of clean images, but {why}"

@@ -258,6 +258,18 @@ def _check_output(stdout: str, stderr: str, fragment: str, names: dict):
 
 @pytest.mark.parametrize("argv, status, fragment", CASES)
 def test_a_mistake_is_one_line_and_writes_nothing(sandbox, argv, status, fragment, capsys, monkeypatch):
+    _attempt(sandbox, argv, status, fragment, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("argv", [["synth", "--kind", "rain", "--out", "{OUT}"], ["demo", "--out", "{OUT}"]])
+def test_without_scikit_image_the_photo_commands_say_so(sandbox, argv, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)  # what `import skimage` meets when it is not installed
+    _attempt(sandbox, argv, 2, "the bundled photographs come from scikit-image: pip install scikit-image", capsys,
+             monkeypatch)
+
+
+def _attempt(sandbox, argv, status, fragment, capsys, monkeypatch):
+    """taylor_fast.cli.main(argv) in this process: one line, `status`, nothing written."""
     root, names = sandbox
     argv, env = _command(argv, names)
     monkeypatch.delenv("TAYLOR_FAST_DATA", raising=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from ..data import DatasetError
-from ..data.registry import applied_split, unknown_options
+from ..data.registry import applied_split, spec, unknown_options
 from .paths import check_run_relative
 
 # The paper's recipe (section 4.3): Adam 1e-3, 100 epochs, lr x0.2 at epochs 30/50/80, batch 4,
@@ -324,7 +324,7 @@ def check_dataset(name, split, options: dict, labels: tuple[str, str, str]) -> N
     try:
         if not isinstance(name, str):
             raise DatasetError(f"expected a dataset name, got {name!r}")
-        applied_split(name, None)
+        spec(name)
     except DatasetError as exc:
         raise ConfigError(f"{dataset_label}: {exc}") from None
     try:
