@@ -191,7 +191,6 @@ def sandbox(tmp_path_factory):
     names["FILE"].write_text("not an image, not a folder\n")
     names["EMPTY"].mkdir()
     names["BADYAML"].write_text("model: [1, 2\n")
-    torch.set_num_threads(1)
     assert cli.main(["train", "--root", str(names["DATA"]), "--out", str(names["RUN"]), "--iters", "1", "--patch", "16",
                      "--set", "model.hidden=4", "--set", "model.backbone_options.width=4", "--no-progress"]) == 0
     names["CKPT"] = names["RUN"] / "last.ckpt"
