@@ -13,6 +13,7 @@ from taylor_fast import cli
 from taylor_fast.data import read_image, write_image
 from taylor_fast.data.image_io import bit_depth, to_uint8
 from taylor_fast.engine import checkpoint, model
+from taylor_fast.engine.lock import LOCK_NAME
 
 
 def _cli(*argv) -> int:
@@ -265,3 +266,76 @@ def test_bf16_autocast_training_runs(rain_set, tmp_path):
     state = checkpoint.load(run / "last.ckpt")
     assert state["model"]["mapping.body.0.weight"].dtype == torch.float32  # autocast keeps float32 weights
     assert "bf16 autocast" in (run / "train.log").read_text()
+
+
+def test_reserved_and_clashing_paths_are_refused_before_anything_is_written(trained, rain_set, tmp_path, capsys):
+    run, _ = trained
+    def snapshot():  # the lock's record (who held the folder last) aside
+        return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != LOCK_NAME}
+
+    before = snapshot()
+    for setting, fragment in [("paths.log=last.ckpt", "would write over the run's last.ckpt"),
+                              ("paths.tensorboard=last.ckpt", "would write over the run's last.ckpt"),
+                              ("paths.log=config.yaml", "would write over the run's config.yaml"),
+                              ("paths.log=.", "is the run folder itself"),
+                              ("paths.tensorboard=train.log", "would overlap")]:
+        # a resumed run (whose checkpoint the first would have appended to) and a new one
+        _one_line_error(capsys, 2, ["train", "--out", run, "--resume", "--set", setting], fragment)
+        _one_line_error(capsys, 2, ["train", "--root", rain_set, "--out", tmp_path / "new", "--set", setting], fragment)
+    assert snapshot() == before
+    assert not (tmp_path / "new").exists()
+    # what the folder holds already: a folder where the log file would go
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "logs").mkdir()
+    _one_line_error(capsys, 2, ["train", "--root", rain_set, "--out", tmp_path / "old", "--set", "paths.log=logs"],
+                    "is a folder, but a file is needed there")
+    assert not (tmp_path / "old" / "config.yaml").exists()
+
+
+def test_restore_refuses_two_inputs_for_one_output(trained, tmp_path, capsys):
+    run, _ = trained
+    images = tmp_path / "in"
+    images.mkdir()
+    write_image(images / "photo.png", smooth_image(20, 24, seed=1))
+    Image.fromarray((smooth_image(20, 24, seed=2).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+        images / "photo.jpg")
+    write_image(images / "other.png", smooth_image(20, 24, seed=3))
+    _one_line_error(capsys, 1, ["restore", images, "-o", tmp_path / "out", "--format", "png", "--checkpoint",
+                                run / "last.ckpt"],
+                    f"inputs photo.jpg and photo.png would both be written to {tmp_path / 'out' / 'photo.png'}")
+    assert not (tmp_path / "out").exists()  # refused before any work
+    # names differing only in case are one file on macOS and Windows file systems
+    (images / "photo.jpg").unlink()
+    write_image(images / "Photo.png", smooth_image(20, 24, seed=4))
+    _one_line_error(capsys, 1, ["restore", images, "-o", tmp_path / "out", "--checkpoint", run / "last.ckpt"],
+                    "inputs Photo.png and photo.png would both be written to")
+    assert not (tmp_path / "out").exists()
+    assert _cli("restore", images, "-o", tmp_path / "out", "--format", "jpg", "--checkpoint", run / "last.ckpt",
+                "--no-progress") == 1  # still two photo.jpg
+
+
+def test_restore_skip_bad_and_resume_after_an_unreadable_input(trained, tmp_path, capsys):
+    run, _ = trained
+    images, out = tmp_path / "in", tmp_path / "out"
+    images.mkdir()
+    for name, seed in (("a.png", 1), ("b.png", 2), ("c.png", 3)):
+        write_image(images / name, smooth_image(24, 28, seed=seed))
+    blob = (images / "b.png").read_bytes()
+    (images / "b.png").write_bytes(blob[: len(blob) // 2])  # header intact, pixels cut: fails when read
+    (images / "._a.png").write_bytes(b"\x00\x05\x16\x07" + bytes(80))  # a macOS AppleDouble file
+    restore = ["restore", images, "-o", out, "--checkpoint", run / "last.ckpt", "--no-progress"]
+    assert _cli(*restore) == 1  # an unreadable header: refused before any work
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot read image {images / '._a.png'}" in err[0]
+    assert err[0].endswith("pass --skip-bad to skip unreadable inputs")
+    assert not out.exists()
+    (images / "._a.png").unlink()
+    _one_line_error(capsys, 1, restore, f"cannot read image {images / 'b.png'}")
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]  # written before b.png stopped the run
+    (images / "._c.png").write_bytes(b"\x00\x05\x16\x07" + bytes(80))
+    assert _cli(*restore, "--resume", "--skip-bad") == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "skipped" in line]
+    assert len(warnings) == 2 and any("._c.png" in w for w in warnings) and any("b.png" in w for w in warnings)
+    assert captured.out.strip() == f"restored 1 image -> {out} (1 already there kept, 2 unreadable skipped)"
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]

@@ -15,14 +15,15 @@ import pytest
 import torch
 
 import taylor_fast
+from backend_cases import device_of, marks_for
 from conftest import make_images, make_weights
 from taylor_fast import _validation, ops, reference
 from taylor_fast.triton import TritonBackend  # without triton this module fails: it must not skip
 from taylor_fast.triton import _tiling
 
-pytestmark = pytest.mark.triton
 INTERPRETED = TritonBackend().interpreted
-DEVICE = "cpu" if INTERPRETED else "cuda"
+DEVICE = device_of("triton")
+pytestmark = marks_for("triton", DEVICE)
 ops_ = torch.ops.taylor_fast
 
 SHAPES = [(1, 3, 5, 7), (2, 3, 4, 6), (1, 1, 3, 9)]
@@ -36,14 +37,9 @@ def test_backend_is_available_here():
 
 
 @pytest.fixture(autouse=True)
-def exact_fp32_and_seed():
-    """fp32 products stay fp32 on a GPU too (the kernels follow cudnn.allow_tf32, as eager does);
-    the random upstream gradients are the same on every run."""
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
+def seed():
+    """The random upstream gradients are the same on every run (conftest keeps fp32 exact)."""
     torch.manual_seed(0)
-    yield
-    torch.backends.cudnn.allow_tf32 = saved
 
 
 def problem(shape, order, per_order, hidden=8, seed=0):

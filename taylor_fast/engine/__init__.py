@@ -8,6 +8,7 @@
     paths       outputs stay inside the output folder      atomic      write-fsync-rename
     rng         generator states                           commands/   the CLI subcommands
     chunks      a batch that runs out of memory is split, not failed
+    lock        one writer per run folder (flock)          interrupt   SIGINT/SIGTERM: finish the step, save
 """
 import importlib
 import importlib.util

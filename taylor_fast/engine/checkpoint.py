@@ -19,7 +19,6 @@ before the names were readable) load the same way.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 from collections import Counter, OrderedDict
@@ -102,9 +101,7 @@ def save(path, state: dict) -> None:
     try:
         atomic.replace(path, serialize(tensors, metadata=metadata))
     except OSError as exc:
-        why = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
-        kept = f"the previous checkpoint {path} is intact" if path.exists() else "no earlier checkpoint existed"
-        raise CheckpointError(f"could not write checkpoint {path}: {why}; {kept}") from exc
+        raise CheckpointError(atomic.failure(path, exc, "checkpoint")) from exc
 
 
 def load(path) -> dict:

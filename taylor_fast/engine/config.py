@@ -7,7 +7,8 @@ a silently ignored setting), and values are checked for type and range.
 
 Strings in dataset roots and options may use environment variables (`${TAYLOR_FAST_DATA}/GoPro`),
 so the committed grid runs on any machine. Output locations (`paths.*`) are relative to the run
-folder and may not leave it (see paths.py); the run folder itself only comes from `--out`.
+folder and may neither leave it nor land on the run's own files or on each other (see paths.py);
+the run folder itself only comes from `--out`.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import yaml
 
 from ..data import DatasetError
 from ..data.registry import applied_split, spec, unknown_options
-from .paths import check_run_relative
+from .paths import check_run_locations
 
 # The paper's recipe (section 4.3): Adam 1e-3, 100 epochs, lr x0.2 at epochs 30/50/80, batch 4,
 # patch 100, lam 1, order 3, G shared across orders with 32 hidden channels.
@@ -79,7 +80,7 @@ DEFAULTS = {
         "images_every": 500,  # iterations between TensorBoard image grids (0: never)
         "progress": True,
     },
-    "paths": {  # relative to the run folder, which they may not leave (RUN/last.ckpt and RUN/config.yaml are fixed)
+    "paths": {  # relative to the run folder, which they may not leave (last.ckpt, config.yaml and the lock are fixed)
         "tensorboard": "tb",
         "log": "train.log",
     },
@@ -92,10 +93,12 @@ _NULLABLE = {"name": ("", "a string"), "data.train.root": ("", "a folder path"),
              "train.iters": (1, "an integer"), "train.grad_clip": (1.0, "a number")}
 _EVAL_SET_KEYS = {"label", "dataset", "root", "split", "options"}
 # what a resumed run may change: its length, logging, checkpointing, where the data lies, speed
-# settings and evaluation; everything else (model, data drawn, seeds, optimiser recipe) stays
+# settings and evaluation, and the learning rate and gradient clipping (the way past a divergence,
+# noted in the run's log); everything else (model, data drawn, seeds, the rest of the optimiser
+# recipe) stays
 RESUME_MAY_CHANGE = ("name", "train.epochs", "train.iters", "train.amp", "train.compile", "train.checkpoint_every",
-                     "train.deterministic", "data.train.root", "data.train.workers", "data.train.skip_bad",
-                     "eval", "log", "paths")
+                     "train.deterministic", "train.lr", "train.grad_clip", "data.train.root", "data.train.workers",
+                     "data.train.skip_bad", "eval", "log", "paths")
 _CHOICES = {
     "task": ("derain", "deblur", "denoise", "other"),
     "model.activation": ("relu", "leaky_relu"),
@@ -270,8 +273,7 @@ def validate(config: dict) -> None:
         if key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(f"{key}: expected one of {', '.join(_CHOICES[key])}, got {value!r}")
     _check_ranges(config)
-    for key, rel in config["paths"].items():
-        check_run_relative(rel, f"paths.{key}")
+    check_run_locations({f"paths.{key}": rel for key, rel in config["paths"].items()})
 
 
 def _positive(config, *keys, zero_ok=False):

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from .. import metrics
 from ..data import write_image
 from ..taylornet import TaylorNet
+from . import atomic
 from .chunks import Chunked
 from .config import ConfigError
 from .paths import safe_file_name
@@ -168,6 +169,16 @@ def markdown(record: dict) -> str:
 
 
 def write(out_dir: Path, record: dict) -> None:
+    """OUT/metrics.json and OUT/metrics.md, each replaced atomically: a crash or a full disk
+    leaves the previous report whole (atomic.WriteError says so)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
-    (out_dir / "metrics.md").write_text(markdown(record))
+    # both texts are made before either file is touched: a record json refuses (allow_nan=False:
+    # strict JSON or nothing) leaves both reports as they were
+    texts = (("metrics.json", json.dumps(record, indent=2, allow_nan=False) + "\n"), ("metrics.md", markdown(record)))
+    for name, text in texts:
+        for stale in atomic.leftovers(out_dir / name):  # left by a killed eval
+            stale.unlink(missing_ok=True)
+        try:
+            atomic.replace(out_dir / name, text.encode())
+        except OSError as exc:
+            raise atomic.WriteError(atomic.failure(out_dir / name, exc)) from exc

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ...data import DatasetError, ImageReadError
+from ..atomic import WriteError
 from ..checkpoint import CheckpointError
 from ..chunks import OutOfMemory
 from ..config import ConfigError
@@ -21,7 +22,7 @@ class CommandError(RuntimeError):
 
 
 USAGE_ERRORS = (ConfigError, UnsafePathError)
-RUNTIME_ERRORS = (CheckpointError, CommandError, DatasetError, ImageReadError, OutOfMemory)
+RUNTIME_ERRORS = (CheckpointError, CommandError, DatasetError, ImageReadError, OutOfMemory, WriteError)
 
 
 def reports_errors(command: str, *more: type[Exception]):

@@ -5,24 +5,31 @@ so memory stays bounded and the output has the input's size. 8- and 16-bit PNG i
 16-bit PNG gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out.
 Outputs are upright (EXIF orientation applied), keep the input's ICC profile, its alpha and
 greyness (--channels rgb: always RGB), and JPEG/WebP are written at --quality.
+
+Each output is written to a temporary file in its folder and renamed once complete, so a killed
+run leaves no truncated image under an output's name; `--resume` keeps the outputs already there
+and restores the rest (with the options given now, so give the stopped run's), and temporaries of
+killed runs are removed. `--skip-bad` skips inputs that cannot be read (a macOS `._x.png`, a
+truncated file) with a warning instead of stopping.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from ..._arguments import integer
-from ...data import write_image
-from ...data.image_io import image_size, read_picture
-from .. import model
+from ...data import ImageReadError, write_image
+from ...data.image_io import Picture, read_picture
+from .. import atomic, model
 from ..chunks import Chunked
 from ..config import ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
 from ..tiling import count
-from . import BACKEND_FIX, check_tiles, device, reports_errors
+from . import BACKEND_FIX, CommandError, check_tiles, device, reports_errors
 
 
 def add_arguments(parser):
@@ -41,16 +48,47 @@ def add_arguments(parser):
                         help="JPEG and WebP quality, 1..100 (default 95; JPEG without chroma subsampling)")
     parser.add_argument("--channels", choices=("same", "rgb"), default="same",
                         help="same: a grey input gives a grey output and alpha is kept (default); rgb: always RGB")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
+    existing.add_argument("--resume", action="store_true",
+                          help="keep the outputs already there (a stopped run's) and restore only the missing ones")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip inputs that cannot be read, with a warning, instead of stopping")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (over the tiles of all images)")
+
+
+def _warn(text: str) -> None:
+    tqdm.write(f"taylor-fast restore: {text}", file=sys.stderr)
+
+
+def _summary(written: int, kept: int, skipped: int, where: Path) -> str:
+    notes = ([f"{kept} already there kept"] if kept else []) + ([f"{skipped} unreadable skipped"] if skipped else [])
+    return f"restored {written} image{'s' if written != 1 else ''} -> {where}" + (f" ({', '.join(notes)})"
+                                                                                   if notes else "")
+
+
+def _write(job, restored: torch.Tensor, picture: Picture, args) -> None:
+    """The output of `job`, with the input `picture`'s channels (unless --channels rgb), ICC
+    profile and --quality, through a temporary renamed when complete (never a truncated file
+    under the output's name). The temporary keeps the output's extension, so the format is the
+    output's."""
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic.writing(job.target) as temporary:
+            write_image(temporary, picture.keep(restored) if args.channels == "same" else restored, bits=job.bits,
+                        quality=args.quality, icc_profile=picture.icc_profile)
+    except OSError as exc:
+        raise atomic.WriteError(atomic.failure(job.target, exc, "output")) from exc
 
 
 @reports_errors("restore", PlanError)
 def main(args) -> int:
     check_tiles(args)
-    jobs = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
-                overwrite=args.overwrite)
+    todo = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
+                existing="overwrite" if args.overwrite else "keep" if args.resume else "refuse",
+                skip_bad=args.skip_bad)
+    jobs = todo.jobs
     on = device(args.device)
     net, _, _ = model.load(args.checkpoint, on)
     if args.order is not None and args.order != net.order:
@@ -59,19 +97,34 @@ def main(args) -> int:
         except ValueError as exc:
             raise ConfigError(f"--order: {exc}") from None
     model.check_backend(net, on, BACKEND_FIX)
+    for text in todo.unreadable:  # after the checks above, so that a refused command prints one line
+        _warn(f"skipped: {text}")
     if args.input.is_dir():
         args.output.mkdir(parents=True, exist_ok=True)
+    for job in jobs:  # temporaries of killed runs; never outputs, since they were not renamed
+        for stale in atomic.leftovers(job.target):
+            stale.unlink(missing_ok=True)
     # one bar over the tiles of all images: a folder advances image by image, a large image tile by tile
-    tiles = sum(count(*image_size(job.source), args.tile or None, args.overlap) for job in jobs)
+    tiles = sum(count(*job.size, args.tile or None, args.overlap) for job in jobs)
     run = Chunked(net)  # one for all images: a tile batch that ran out of memory stays split
-    with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles == 1) as bar:
+    written, skipped = 0, len(todo.unreadable)
+    with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles <= 1) as bar:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
-            picture = read_picture(job.source)
+            try:
+                picture = read_picture(job.source)
+            except ImageReadError as exc:
+                if not args.skip_bad:
+                    raise CommandError(f"{exc}; outputs written before it: {written}; rerun with --resume to keep "
+                                       "them, and --skip-bad to skip unreadable inputs" if args.input.is_dir()
+                                       else str(exc)) from None
+                _warn(f"skipped: {exc}")
+                skipped += 1
+                bar.update(count(*job.size, args.tile or None, args.overlap))
+                continue
             restored = restore_image(run, picture.rgb, args.tile or None, args.overlap, progress=bar.update)
-            job.target.parent.mkdir(parents=True, exist_ok=True)
-            write_image(job.target, picture.keep(restored) if args.channels == "same" else restored, bits=job.bits,
-                        quality=args.quality, icc_profile=picture.icc_profile)
-    where = jobs[0].target if len(jobs) == 1 else args.output
-    print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''} -> {where}", file=sys.stdout)
+            _write(job, restored, picture, args)
+            written += 1
+    where = jobs[0].target if len(jobs) == 1 and not todo.kept else args.output
+    print(_summary(written, len(todo.kept), skipped, where), file=sys.stdout)
     return 0

@@ -4,6 +4,9 @@
     taylor-fast train --backbone tiny --order 3 --dataset paired --root DATA --iters 2000 --out runs/t
     taylor-fast train --out runs/dcm_h_o3 --resume              # continue a stopped run exactly
     torchrun --nproc_per_node 4 -m taylor_fast train --config ... --out RUN     # DDP, per-GPU batch
+
+Exit status: 0 when the run is complete, 1 on an error (another process already training in
+--out included), 2 on a bad setting, 130 / 143 after SIGINT / SIGTERM stopped it with a checkpoint.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..config import ConfigError, parse_assignment, resolve, resume_conflicts
+from ..lock import FolderBusy
 from ..train import CHECKPOINT, TrainingError, train
 from . import CommandError, check_folder, device, reports_errors
 
@@ -59,7 +63,9 @@ def overrides(args) -> dict:
     return out
 
 
-def _config_and_state(args) -> tuple[dict, dict | None]:
+def _config_and_state(args, announce: bool = True) -> tuple[dict, dict | None]:
+    """(config, checkpoint state or None) for `args`; `announce` says on stderr that a --resume
+    starts afresh (train() calls this once to check and once to train, so it announces once)."""
     ckpt = args.out / CHECKPOINT
     if args.resume and ckpt.exists():
         state = checkpoint.load(ckpt)
@@ -74,20 +80,21 @@ def _config_and_state(args) -> tuple[dict, dict | None]:
         raise CommandError(f"{args.out} already holds a checkpoint ({ckpt}); pass --resume to continue that run, "
                            "or choose another --out")
     config = resolve(args.config, overrides(args))
-    if args.resume:
+    if args.resume and announce:
         print(f"train: {args.out} has no checkpoint yet; starting from the beginning", file=sys.stderr)
     return config, None
 
 
-@reports_errors("train", TrainingError)
+@reports_errors("train", TrainingError, FolderBusy)
 def main(args) -> int:
     check_folder(args.out, "--out")
     where = device(args.device)
-    config, state = _config_and_state(args)
-    summary = train(config, args.out, resume=state, device=where, bar=not args.no_progress)
+    summary = train(args.out, lambda final: _config_and_state(args, announce=final), device=where,
+                    bar=not args.no_progress)
+    stopped = 128 + summary["stopped_by"] if summary["stopped_by"] else 0
     if not summary["main"]:
-        return 0
+        return stopped
     rate = summary["trained_iterations"] / max(summary["seconds"], 1e-9)
-    print(f"trained to iteration {summary['iterations']} ({summary['trained_iterations']} in this session, "
-          f"{rate:.2f} it/s); checkpoint {summary['checkpoint']}")
-    return 0
+    print(f"{'stopped at' if stopped else 'trained to'} iteration {summary['iterations']} "
+          f"({summary['trained_iterations']} in this session, {rate:.2f} it/s); checkpoint {summary['checkpoint']}")
+    return stopped
