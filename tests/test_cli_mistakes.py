@@ -7,6 +7,7 @@ exit path end to end, and CASES in one table keeps them all in sight.
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ from imaging import random_rgb, save, snapshot
 from taylor_fast import cli
 from taylor_fast.data import write_image
 from taylor_fast.engine import checkpoint
+from taylor_fast.engine.lock import exclusive
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a mistake only where no CUDA GPU is visible")
 
@@ -90,6 +92,19 @@ CASES = [
     (["train", "--out", "{OUT}", "--root", "{MIXED}"], 1, "ambiguous name"),
     (["train", "--out", "{OUT}", "--root", "{UNEVEN}"], 1, "pass --set data.train.skip_bad=true to skip"),
     (["train", "--out", "{RUN}", "--root", "{DATA}"], 1, "already holds a checkpoint"),
+    # ---- train: the run folder's own files, its lock, and what a resumed run may not change
+    (["train", "--out", "{OUT}", "--root", "{DATA}", "--set", "paths.log=last.ckpt"], 2,
+     "paths.log: 'last.ckpt' would write over the run's last.ckpt"),
+    (["train", "--out", "{OUT}", "--root", "{DATA}", "--set", "paths.log=.taylor_fast.lock"], 2,
+     "would write over the run's .taylor_fast.lock"),
+    (["train", "--out", "{OUT}", "--root", "{DATA}", "--set", "paths.tensorboard=train.log"], 2, "would overlap"),
+    (["train", "--out", "{RUN}", "--resume", "--set", "paths.log=."], 2, "is the run folder itself"),
+    (["train", "--out", "{RUN}", "--resume", "--set", "paths.log=tb"], 2, "would overlap"),
+    (["train", "--out", "{RUN}", "--resume", "--set", "model.hidden=8"], 2,
+     "a resumed run cannot change model.hidden: 4 -> 8"),
+    (["train", "--out", "{RUN}", "--resume", "--root", "{MISSING}"], 1, "does not exist"),
+    (["train", "--out", "{RUN}", "--resume", "--root", "{UNEVEN}"], 1, "pass --set data.train.skip_bad=true"),
+    (["train", "--out", "{BUSY}", "--resume"], 1, "{BUSY} is in use by train (pid"),
     # ---- eval (checked before the model runs)
     (["eval", "{EVAL}", "--dataset", "nope"], 2, "--dataset: unknown dataset name 'nope'"),
     (["eval", "{EVAL}", "--dataset", "paired", "--root", "{DATA}", "--option", "foo=1"], 2,
@@ -176,6 +191,19 @@ CASES = [
      "its weights do not fit the model its config describes (tiny, hidden 16, shared G, order 3)"),
     (["restore", "{NOT_AN_IMAGE}", "-o", "{OUT}.png", "--checkpoint", "{CKPT}"], 1, "cannot read image"),
     (["restore", "{BROKEN_FOLDER}", "-o", "{OUT}", "--checkpoint", "{CKPT}"], 1, "cannot read image"),
+    # ---- restore: the long-job switches
+    (["restore", "{DATA}/input", "-o", "{OUT}", "--checkpoint", "{CKPT}", "--resume", "--overwrite"], 2,
+     "argument --overwrite: not allowed with argument --resume"),
+    (["restore", "{BROKEN_FOLDER}", "-o", "{OUT}", "--checkpoint", "{CKPT}", "--resume"], 1,
+     "pass --skip-bad to skip unreadable inputs"),
+    (["restore", "{COLLIDING}", "-o", "{OUT}", "--checkpoint", "{CKPT}", "--format", "png"], 1,
+     "inputs photo.jpg and photo.png would both be written to {OUT}/photo.png"),
+    (["restore", "{COLLIDING}", "-o", "{OUT}", "--checkpoint", "{CKPT}", "--format", "png", "--resume", "--skip-bad"],
+     1, "would both be written to"),
+    (["restore", "{DATA}/input", "-o", "{OUT}", "--checkpoint", "{HIDDEN16}", "--resume"], 1,
+     "its weights do not fit the model its config describes"),
+    (["restore", "{IMAGE}", "-o", "{OUT}.jpg", "--checkpoint", "{CKPT}", "--resume", "--quality", "0"], 2,
+     "argument --quality: expected an integer in 1..100"),
 ]
 # also run as real processes (python -m taylor_fast), one per way out: argparse's exit, and a
 # command's error turned into a line and an exit status (each process spends seconds importing torch)
@@ -222,7 +250,13 @@ def sandbox(tmp_path_factory):
     names["BROKEN_FOLDER"].mkdir()
     write_image(names["BROKEN_FOLDER"] / "a.png", smooth_image(12, 12, seed=7))
     (names["BROKEN_FOLDER"] / "b.png").write_bytes(b"not a png")
-    return root, {key: str(value) for key, value in names.items()}
+    names["COLLIDING"] = root / "colliding"  # photo.png and photo.jpg: one output name under --format png
+    save(names["COLLIDING"] / "photo.png", random_rgb(12, 12, seed=8))
+    save(names["COLLIDING"] / "photo.jpg", random_rgb(12, 12, seed=9))
+    names["BUSY"] = root / "busy"  # a run folder whose lock another writer holds (this fixture, by its own handle)
+    shutil.copytree(names["RUN"], names["BUSY"])
+    with exclusive(names["BUSY"], "train"):
+        yield root, {key: str(value) for key, value in names.items()}
 
 
 def _command(argv: list[str], names: dict) -> tuple[list[str], dict]:

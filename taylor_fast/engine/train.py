@@ -350,35 +350,35 @@ def _on_main(processes: distributed.Processes, action: Callable[[], None]) -> No
 def train(run, settings: Callable[[bool], tuple[dict, dict | None]], *, device: str = "auto",
           bar: bool = True) -> dict:
     """Train into the folder `run`. settings(final) gives (config, checkpoint state to continue
-    from or None); `final` is False for a call whose result is only checked, True for the call
+    from or None); `final` is False for the call whose result is only checked, True for the call
     whose result is trained.
 
-    Rank 0 holds the run folder's lock from before the checkpoint is read until the last save, and
-    a refused run creates nothing: the lock lives in the run folder, so while the folder holds no
-    checkpoint (nothing to read yet) settings(False) and the Training built from it (model,
-    backend, data, patch and batch sizes, paths.*) are checked first, and only then is the folder
-    created and locked. settings(True) is called under the lock; the Training already built is
-    kept unless another writer saved a checkpoint between the checks and the lock. A folder that
-    holds a checkpoint is locked first, then read and checked.
+    Rank 0 holds the run folder's lock from before the checkpoint is read for training until the
+    last save, and a refused run changes nothing (not even the lock's record, which lives in the
+    run folder): settings(False) and a Training built from it (paths.*, model, backend, data,
+    patch and batch sizes, and for a resumed run the process count and iterations per epoch) are
+    checked first, reading the checkpoint as any reader may; then the folder is created and
+    locked, and settings(True) is read under the lock. A new run keeps the Training built for the
+    checks unless another writer saved a checkpoint in between; a resumed run is built again from
+    the state read under the lock (reading the checkpoint and opening the data twice, once per run).
     """
     run = Path(run)
     processes = distributed.start(device)
     try:
-        checked = None  # (config, Training) built before the lock
-        if not processes.largest(int((run / CHECKPOINT).exists())):
-            early_config, early_resume = settings(False)
-            checked = early_config, Training(early_config, run, processes, early_resume,
-                                             bar and early_config["log"]["progress"])
-            _on_main(processes, lambda: check_locations(run, early_config))
+        early_config, early_resume = settings(False)
+        _on_main(processes, lambda: check_locations(run, early_config))  # the cheap check first
+        early = Training(early_config, run, processes, early_resume, bar and early_config["log"]["progress"])
+        fresh = early_resume is None
+        del early_resume  # the Training holds what it needs of it
         with ExitStack() as held:
             _on_main(processes, lambda: held.enter_context(lock.exclusive(run, "train")))
             config, resume = settings(True)
-            unchanged = checked is not None and resume is None and checked[0] == config
+            unchanged = fresh and resume is None and early_config == config
             if processes.largest(int(not unchanged)):  # every process takes the same branch
-                checked = None  # let the early Training's model and data go before building another
+                early = None  # let its model and data go before building another
                 training = Training(config, run, processes, resume, bar and config["log"]["progress"])
             else:
-                training = checked[1]
+                training = early
             _on_main(processes, lambda: prepare_run(run, config, processes))
             return training.run()
     finally:
