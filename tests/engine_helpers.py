@@ -95,13 +95,13 @@ def slow_image_reads():
     """In a restore child: every input takes 20 ms longer to read, so that a kill lands mid-folder."""
     from taylor_fast.engine.commands import restore
 
-    original = restore.read_image
+    original = restore.read_picture
 
     def slow(path):
         time.sleep(0.02)
         return original(path)
 
-    restore.read_image = slow
+    restore.read_picture = slow
 
 
 def stall_fifth_image_write():

@@ -57,6 +57,12 @@ def test_iters_and_epochs_replace_each_other():
     ("train: {milestones: [50, 30]}\n", "train.milestones: expected increasing"),
     ("train: {epochs: null}\n", "set exactly one of them"),
     ("eval: {sets: [{label: a/b, dataset: rain100h}]}\n", "eval.sets[0].label: expected a plain name"),
+    ("eval: {sets: [{label: a, dataset: nope}]}\n", "eval.sets[0].dataset: unknown dataset name 'nope'"),
+    ("eval: {sets: [{label: a, dataset: gopro, split: val}]}\n",
+     "eval.sets[0].split: gopro has the splits 'train' and 'test', got 'val'"),
+    ("model: {hidden: 0}\n", "model.hidden: expected a positive value, got 0"),
+    ("data: {train: {dataset: nope}}\n", "data.train.dataset: unknown dataset name 'nope'; known: gopro"),
+    ("data: {train: {options: {foo: 1}}}\n", "data.train.options: paired does not take foo; it takes input, target"),
     ("- a list\n", "expected a mapping of settings"),
     ("model: [1, 2\n", "not valid YAML"),
 ])
@@ -72,6 +78,19 @@ def test_base_loop_and_missing_file(tmp_path):
         C.resolve(tmp_path / "a.yaml")
     with pytest.raises(C.ConfigError, match="does not exist"):
         C.resolve(tmp_path / "missing.yaml")
+
+
+def test_environment_variables_in_paths_must_be_set(monkeypatch):
+    monkeypatch.setenv("TAYLOR_FAST_DATA", "/data")
+    assert C.expand("${TAYLOR_FAST_DATA}/GoPro") == "/data/GoPro" and C.expand("$TAYLOR_FAST_DATA/x") == "/data/x"
+    assert C.expand(None) is None and C.expand("plain/$") == "plain/$"
+    monkeypatch.setenv("TAYLOR_FAST_DATA", "")
+    with pytest.raises(C.ConfigError, match=r"data.train.root: '\$\{TAYLOR_FAST_DATA\}/GoPro' uses the environment "
+                                            "variable TAYLOR_FAST_DATA, which is empty; export TAYLOR_FAST_DATA="):
+        C.expand("${TAYLOR_FAST_DATA}/GoPro", "data.train.root")
+    monkeypatch.delenv("TAYLOR_FAST_DATA")
+    with pytest.raises(C.ConfigError, match="TAYLOR_FAST_DATA, which is not set"):
+        C.expand("$TAYLOR_FAST_DATA/GoPro")
 
 
 def test_set_assignments_are_yaml_values():

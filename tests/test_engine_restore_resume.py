@@ -6,11 +6,13 @@ import random
 import signal
 import time
 
+import numpy as np
 import pytest
 from engine_helpers import (child_output, make_rain_set, run_cli, slow_image_reads, smooth_image,
                             stall_fifth_image_write, start_cli)
 
 from taylor_fast.data import read_image, write_image
+from taylor_fast.data.image_io import to_uint8
 from taylor_fast.engine import atomic
 
 COUNT = 40
@@ -87,3 +89,39 @@ def test_killed_in_the_middle_of_writing_an_output(setup, tmp_path):
     assert len(partial) == 1 and partial[0].stat().st_size < len(expected["04.png"])  # the half-written temporary
     assert sorted(_outputs(out)) == ["00.png", "01.png", "02.png", "03.png"]  # not under its output's name
     _resume_and_check(ckpt, images, out, expected, tmp_path)
+
+
+def test_resumed_outputs_keep_what_their_inputs_had(setup, tmp_path, capsys):
+    """Outputs written by --resume go through the first run's writer: alpha, greyness, the EXIF
+    orientation applied, the ICC profile, JPEG at --quality; each equals the uninterrupted run's."""
+    from PIL import Image, ImageCms
+
+    from taylor_fast import cli
+
+    ckpt = setup[0]
+    images = tmp_path / "in"
+    images.mkdir()
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pixels = to_uint8(smooth_image(20, 28, seed=1))
+    Image.fromarray(np.concatenate([pixels, pixels[:, :, 1:2]], axis=2)).save(images / "a.png")  # RGBA
+    Image.fromarray(pixels[:, :, 1]).save(images / "b.png")  # grey
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 20x28 (HxW), shown 28x20
+    Image.fromarray(pixels).save(images / "c.jpg", exif=exif.tobytes(), icc_profile=profile)
+
+    def restore(out, *more):
+        assert cli.main([str(a) for a in _restore(ckpt, images, out, "--quality", 80, *more)]) == 0
+
+    restore(tmp_path / "whole")
+    restore(tmp_path / "part")
+    for name in ("b.png", "c.jpg"):
+        (tmp_path / "part" / name).unlink()
+    restore(tmp_path / "part", "--resume")
+    assert capsys.readouterr().out.splitlines()[-1] == f"restored 2 images -> {tmp_path / 'part'} (1 already there kept)"
+    whole = {p.name: p.read_bytes() for p in (tmp_path / "whole").iterdir()}
+    assert {p.name: p.read_bytes() for p in (tmp_path / "part").iterdir()} == whole
+    with Image.open(tmp_path / "part" / "b.png") as grey, Image.open(tmp_path / "part" / "c.jpg") as turned:
+        assert grey.mode == "L"
+        assert turned.size == (20, 28) and turned.info["icc_profile"] == profile
+    with Image.open(tmp_path / "part" / "a.png") as rgba:
+        assert rgba.mode == "RGBA"

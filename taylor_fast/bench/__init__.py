@@ -7,6 +7,7 @@ The pytest-benchmark suite in benchmarks/ runs the same cases.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,14 @@ from pathlib import Path
 import torch
 
 from . import grid, results, runner, table
+
+
+def _size(text: str):
+    """grid.parse_size for argparse, whose message is shown only for an ArgumentTypeError."""
+    try:
+        return grid.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser):
@@ -26,13 +35,27 @@ def add_arguments(parser):
     parser.add_argument("--json", metavar="PATH", type=Path,
                         help="also write the results document here (rewritten after every case, so a run cut "
                              "off part-way leaves what it measured, marked partial)")
-    parser.add_argument("--size", metavar="NxCxHxW", action="append", type=grid.parse_size,
+    parser.add_argument("--size", metavar="NxCxHxW", action="append", type=_size,
                         help="replace the grid's image sizes (repeatable), e.g. --size 1x3x64x64")
     parser.add_argument("--backends", metavar="LIST", type=lambda s: tuple(b.strip() for b in s.split(",") if b.strip()),
                         help="comma-separated subset of: reference, reference_compiled, cpu, cuda, triton")
 
 
+def _json_problem(path: Path) -> str | None:
+    """Why the results could not be written to --json PATH (checked before hours of timing)."""
+    if path.is_dir():
+        return f"--json {path}: is a folder; name a file"
+    nearest = next((parent for parent in path.parents if parent.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        return f"--json {path}: {nearest} is a file, not a folder"
+    return None
+
+
 def main(args) -> int:
+    problem = _json_problem(args.json) if args.json else None
+    if problem:
+        print(f"taylor-fast bench: {problem}", file=sys.stderr)
+        return 2
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         print("taylor-fast bench: --device cuda was requested but torch sees no CUDA GPU", file=sys.stderr)

@@ -21,6 +21,17 @@ def _folder(path: Path, dataset: str) -> Path:
     return path
 
 
+def _by_name(files: list[Path], key=lambda p: p.stem) -> tuple[dict[str, Path], list[str]]:
+    """{key: file}, and a problem for each key that two files share (a.png and a.jpg): which one is
+    meant cannot be guessed, so neither is used."""
+    found: dict[str, list[Path]] = {}
+    for path in files:
+        found.setdefault(key(path), []).append(path)
+    problems = [f"ambiguous name: {' and '.join(str(p) for p in paths)} are both item {name!r}; keep one of them"
+                for name, paths in found.items() if len(paths) > 1]
+    return {name: paths[0] for name, paths in found.items() if len(paths) == 1}, problems
+
+
 def _match(inputs: dict[str, Path], targets: dict[str, Path], target_place: str,
            input_place: str | None) -> tuple[list[Pair], list[str]]:
     """Pair inputs and targets that share a key (the item name). Inputs without a target are
@@ -34,20 +45,24 @@ def _match(inputs: dict[str, Path], targets: dict[str, Path], target_place: str,
     return [Pair(k, ImageRef(inputs[k]), ImageRef(targets[k])) for k in keys], problems
 
 
-def _numbered(folder: Path, prefix: str) -> dict[str, Path]:
-    """{'rain-N': path} for the files named PREFIX-N.ext in `folder` (N keeps its zero padding)."""
+def _numbered(folder: Path, prefix: str) -> tuple[dict[str, Path], list[str]]:
+    """{'rain-N': path} for the files named PREFIX-N.ext in `folder` (N keeps its zero padding),
+    and the names two files share."""
     pattern = re.compile(rf"{prefix}-(\d+)")
-    return {f"rain-{m.group(1)}": p for p in list_images(folder) if (m := pattern.fullmatch(p.stem))}
+    files = [p for p in list_images(folder) if pattern.fullmatch(p.stem)]
+    return _by_name(files, key=lambda p: f"rain-{pattern.fullmatch(p.stem).group(1)}")
 
 
 def _input_target(input_dir: Path, target_dir: Path) -> tuple[list[Pair], list[str]]:
     """Files paired by name; when no name matches (rain-N / norain-N) and the counts agree, by
     sorted order. Partial matches are paired by name, so a stray file is reported, not shifted."""
-    inputs = {p.stem: p for p in list_images(input_dir)}
-    targets = {p.stem: p for p in list_images(target_dir)}
-    if not set(inputs) & set(targets) and len(inputs) == len(targets):
+    (inputs, input_clashes), (targets, target_clashes) = _by_name(list_images(input_dir)), _by_name(
+        list_images(target_dir))
+    clashes = input_clashes + target_clashes
+    if not set(inputs) & set(targets) and len(inputs) == len(targets) and not clashes:
         return [Pair(i.stem, ImageRef(i), ImageRef(t)) for i, t in zip(inputs.values(), targets.values())], []
-    return _match(inputs, targets, str(target_dir), str(input_dir))
+    pairs, problems = _match(inputs, targets, str(target_dir), str(input_dir))
+    return pairs, clashes + problems
 
 
 def _exclusions(exclude, dataset: str) -> set[int]:
@@ -73,8 +88,7 @@ def _exclusions(exclude, dataset: str) -> set[int]:
 
 
 def _rain100(input_dir: Path, target_dir: Path, dataset: str, exclude=None):
-    inputs = _numbered(input_dir, "rain")
-    targets = _numbered(target_dir, "norain")
+    (inputs, input_clashes), (targets, target_clashes) = _numbered(input_dir, "rain"), _numbered(target_dir, "norain")
     if exclude is not None:
         dropped = _exclusions(exclude, dataset)
         number = {key: int(key.rsplit("-", 1)[1]) for key in set(inputs) | set(targets)}
@@ -84,7 +98,8 @@ def _rain100(input_dir: Path, target_dir: Path, dataset: str, exclude=None):
                           f"(e.g. {sorted(unmatched)[:5]})", DatasetWarning, stacklevel=4)
         inputs = {k: p for k, p in inputs.items() if number[k] not in dropped}
         targets = {k: p for k, p in targets.items() if number[k] not in dropped}
-    return _match(inputs, targets, f"{target_dir} (as norain-N)", f"{input_dir} (as rain-N)")
+    pairs, problems = _match(inputs, targets, f"{target_dir} (as norain-N)", f"{input_dir} (as rain-N)")
+    return pairs, input_clashes + target_clashes + problems
 
 
 _RAIN100_TEST = "ROOT/rainy/rain-001.png ... with ground truth ROOT/norain-001.png ..."
@@ -141,7 +156,7 @@ def paired(root, split, input=None, target=None):
 def gopro(root, split, blur="blur"):
     """`blur` picks the blurred images: "blur" (most papers) or "blur_gamma"."""
     if blur not in ("blur", "blur_gamma"):
-        raise ValueError(f"blur: expected 'blur' or 'blur_gamma', got {blur!r}")
+        raise DatasetError(f"gopro: option blur: expected 'blur' or 'blur_gamma', got {blur!r}")
     pairs, problems = [], []
     for sequence in sorted((p for p in _folder(root / split, "gopro").iterdir() if p.is_dir()),
                            key=lambda p: natural_key(p.name)):
@@ -150,10 +165,11 @@ def gopro(root, split, blur="blur"):
         if missing:
             problems.append(f"missing folder {' and '.join(missing)}")
             continue
-        inputs, targets = ({f"{sequence.name}/{p.stem}": p for p in list_images(f)} for f in folders)
+        (inputs, input_clashes), (targets, target_clashes) = (
+            _by_name(list_images(f), key=lambda p: f"{sequence.name}/{p.stem}") for f in folders)
         found, unpaired = _match(inputs, targets, str(folders[1]), str(folders[0]))
         pairs += found
-        problems += unpaired
+        problems += input_clashes + target_clashes + unpaired
     return pairs, problems
 
 
@@ -166,9 +182,10 @@ def hide(root, split):
     subsets = [test / s for s in ("test-close-ups", "test-long-shot") if (test / s).is_dir()]
     if not subsets:
         raise DatasetError(f"hide: expected folder {test / 'test-close-ups'} or {test / 'test-long-shot'}")
-    inputs = {f"{s.name}/{p.stem}": p for s in subsets for p in list_images(s)}
+    inputs, clashes = _by_name([p for s in subsets for p in list_images(s)], key=lambda p: f"{p.parent.name}/{p.stem}")
     targets = {key: truth / p.name for key, p in inputs.items() if (truth / p.name).is_file()}
-    return _match(inputs, targets, str(truth), None)  # GT/ also holds the training set's ground truth
+    pairs, problems = _match(inputs, targets, str(truth), None)  # GT/ also holds the training set's ground truth
+    return pairs, clashes + problems
 
 
 def _realblur(root: Path, split: str, camera: str, list_file) -> tuple[list[Pair], list[str]]:

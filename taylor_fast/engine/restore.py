@@ -55,6 +55,9 @@ def _pairs(source: Path, out: Path, suffix: str | None) -> list[tuple[Path, Path
     if not source.is_dir():
         if source.suffix.lower() not in IMAGE_EXTENSIONS:
             raise PlanError(f"input {source} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+        if not out.is_dir() and not out.suffix:
+            raise PlanError(f"-o {out}: the input is a file, so the output must be a file name with an image extension "
+                            f"(e.g. -o {out / source.name}) or an existing folder")
         if suffix and not out.is_dir() and out.suffix.lower() != suffix:
             raise PlanError(f"--format {suffix[1:]} but -o {out} has another extension")
         return [(source, out / (source.stem + (suffix or source.suffix)) if out.is_dir() else out)]
@@ -62,8 +65,8 @@ def _pairs(source: Path, out: Path, suffix: str | None) -> list[tuple[Path, Path
     files = [f for f in list_images(source) if not is_temporary(f)]
     if not files:
         raise PlanError(f"input folder {source} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    if out.exists() and not out.is_dir():
-        raise PlanError(f"-o {out}: the input is a folder, so the output must be a folder too")
+    if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in IMAGE_EXTENSIONS):
+        raise PlanError(f"-o {out}: the input is a folder, so the output must be a folder too, not an image file")
     pairs, claimed = [], {}
     for f in files:
         target = out / (f.stem + (suffix or f.suffix))

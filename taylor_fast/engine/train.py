@@ -83,14 +83,18 @@ class Training:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
 
+        model.check(config["model"])
         torch.manual_seed(seed)  # the same initial weights on every process (and in every rerun)
         self.net = model.build(config["model"]).to(device)
+        model.check_backend(self.net, device, "choose another with --backend or --set model.backend (auto picks "
+                                              "one that runs here; `taylor-fast info` lists them)")
         if self.net.order == 0:  # G takes no part in O = f: freeze it so DDP and Adam skip it
             self.net.derivative.requires_grad_(False)
         rng.seed_everything(seed + processes.rank)
 
-        images = open_dataset(data["dataset"], expand(data["root"]), split=data["split"], skip_bad=data["skip_bad"],
-                              **{k: expand(v) for k, v in data["options"].items()})
+        images = open_dataset(data["dataset"], expand(data["root"], "data.train.root"), split=data["split"],
+                              skip_bad=data["skip_bad"], skip_hint="--set data.train.skip_bad=true",
+                              **{k: expand(v, f"data.train.options.{k}") for k, v in data["options"].items()})
         _check_patch(images, data["patch"])
         self.patches = TrainingPatches(Repeated(images, data["repeat"]), patch=data["patch"], seed=seed,
                                        flips=data["flips"], rotations=data["rotations"])
@@ -309,13 +313,18 @@ def location(run: Path, config: dict, key: str) -> Path:
     return inside(run, config["paths"][key], f"paths.{key}", folder_wanted=key in _FOLDERS)
 
 
+def check_locations(run: Path, config: dict) -> None:
+    """Every paths.* entry checked against what the run folder holds (nothing is created)."""
+    for key in config["paths"]:
+        location(run, config, key)
+
+
 def prepare_run(run: Path, config: dict, processes: distributed.Processes) -> None:
     """Check the configured locations against what the run folder holds, create the folder, drop
     temporaries of killed writers, and record the resolved config."""
     if not processes.main:
         return
-    for key in config["paths"]:
-        location(run, config, key)
+    check_locations(run, config)
     run.mkdir(parents=True, exist_ok=True)
     for stale in atomic.leftovers(run / CHECKPOINT) + atomic.leftovers(run / CONFIG):
         stale.unlink(missing_ok=True)
@@ -338,16 +347,39 @@ def _on_main(processes: distributed.Processes, action: Callable[[], None]) -> No
         raise TrainingError(f"rank 0 stopped: {message}")
 
 
-def train(run, settings: Callable[[], tuple[dict, dict | None]], *, device: str = "auto", bar: bool = True) -> dict:
-    """Train into the folder `run`. settings() gives (config, checkpoint state to continue from or
-    None); it is called once rank 0 holds the run folder's lock, since it reads the checkpoint."""
+def train(run, settings: Callable[[bool], tuple[dict, dict | None]], *, device: str = "auto",
+          bar: bool = True) -> dict:
+    """Train into the folder `run`. settings(final) gives (config, checkpoint state to continue
+    from or None); `final` is False for the call whose result is only checked, True for the call
+    whose result is trained.
+
+    Rank 0 holds the run folder's lock from before the checkpoint is read for training until the
+    last save, and a refused run changes nothing (not even the lock's record, which lives in the
+    run folder): settings(False) and a Training built from it (paths.*, model, backend, data,
+    patch and batch sizes, and for a resumed run the process count and iterations per epoch) are
+    checked first, reading the checkpoint as any reader may; then the folder is created and
+    locked, and settings(True) is read under the lock. A new run keeps the Training built for the
+    checks unless another writer saved a checkpoint in between; a resumed run is built again from
+    the state read under the lock (reading the checkpoint and opening the data twice, once per run).
+    """
     run = Path(run)
     processes = distributed.start(device)
     try:
+        early_config, early_resume = settings(False)
+        _on_main(processes, lambda: check_locations(run, early_config))  # the cheap check first
+        early = Training(early_config, run, processes, early_resume, bar and early_config["log"]["progress"])
+        fresh = early_resume is None
+        del early_resume  # the Training holds what it needs of it
         with ExitStack() as held:
             _on_main(processes, lambda: held.enter_context(lock.exclusive(run, "train")))
-            config, resume = settings()
+            config, resume = settings(True)
+            unchanged = fresh and resume is None and early_config == config
+            if processes.largest(int(not unchanged)):  # every process takes the same branch
+                early = None  # let its model and data go before building another
+                training = Training(config, run, processes, resume, bar and config["log"]["progress"])
+            else:
+                training = early
             _on_main(processes, lambda: prepare_run(run, config, processes))
-            return Training(config, run, processes, resume, bar and config["log"]["progress"]).run()
+            return training.run()
     finally:
         distributed.stop(processes)

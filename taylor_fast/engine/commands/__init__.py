@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
+
+import torch
 
 from ...data import DatasetError, ImageReadError
 from ..atomic import WriteError
@@ -41,6 +44,27 @@ def reports_errors(command: str, *more: type[Exception]):
         return wrapper
 
     return decorate
+
+
+# the end of a "backend cannot run here" error for the commands that run a trained model
+BACKEND_FIX = ("the checkpoint's config sets model.backend; run where that backend is available (`taylor-fast info` "
+               "lists them)")
+
+
+def device(choice: str) -> str:
+    """--device auto|cpu|cuda as the device to use; cuda without a usable GPU is a usage error
+    here, before anything is loaded or written."""
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no CUDA device on this machine; use --device cpu (or auto)")
+    return choice
+
+
+def check_folder(path: Path, option: str) -> None:
+    """An output folder option must not name an existing file (refused before any work)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: expected a folder, but it is an existing file; choose another {option}")
 
 
 def check_tiles(args) -> None:

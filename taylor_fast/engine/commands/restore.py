@@ -3,11 +3,14 @@
 Any size: images larger than --tile go through overlapping tiles blended smoothly (tiling.py),
 so memory stays bounded and the output has the input's size. 8- and 16-bit PNG in and out (a
 16-bit PNG gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out.
+Outputs are upright (EXIF orientation applied), keep the input's ICC profile, its alpha and
+greyness (--channels rgb: always RGB), and JPEG/WebP are written at --quality.
 
 Each output is written to a temporary file in its folder and renamed once complete, so a killed
 run leaves no truncated image under an output's name; `--resume` keeps the outputs already there
-and restores the rest, and temporaries of killed runs are removed. `--skip-bad` skips inputs that
-cannot be read (a macOS `._x.png`, a truncated file) with a warning instead of stopping.
+and restores the rest (with the options given now, so give the stopped run's), and temporaries of
+killed runs are removed. `--skip-bad` skips inputs that cannot be read (a macOS `._x.png`, a
+truncated file) with a warning instead of stopping.
 """
 from __future__ import annotations
 
@@ -17,14 +20,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ...data import ImageReadError, read_image, write_image
+from ..._arguments import integer
+from ...data import ImageReadError, write_image
+from ...data.image_io import Picture, read_picture
 from .. import atomic, model
 from ..chunks import Chunked
 from ..config import ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
 from ..tiling import count
-from . import CommandError, check_tiles, reports_errors
+from . import BACKEND_FIX, CommandError, check_tiles, device, reports_errors
 
 
 def add_arguments(parser):
@@ -39,6 +44,10 @@ def add_arguments(parser):
                         help="output format for a folder (default: each input's own)")
     parser.add_argument("--bits", choices=("same", "8", "16"), default="same",
                         help="output bits per sample (default: 16 for a 16-bit PNG input, else 8)")
+    parser.add_argument("--quality", type=integer(1, 100), default=95,
+                        help="JPEG and WebP quality, 1..100 (default 95; JPEG without chroma subsampling)")
+    parser.add_argument("--channels", choices=("same", "rgb"), default="same",
+                        help="same: a grey input gives a grey output and alpha is kept (default); rgb: always RGB")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
     existing.add_argument("--resume", action="store_true",
@@ -59,13 +68,16 @@ def _summary(written: int, kept: int, skipped: int, where: Path) -> str:
                                                                                    if notes else "")
 
 
-def _write(job, restored: torch.Tensor) -> None:
-    """The output of `job`, through a temporary renamed when complete (never a truncated file
-    under the output's name)."""
+def _write(job, restored: torch.Tensor, picture: Picture, args) -> None:
+    """The output of `job`, with the input `picture`'s channels (unless --channels rgb), ICC
+    profile and --quality, through a temporary renamed when complete (never a truncated file
+    under the output's name). The temporary keeps the output's extension, so the format is the
+    output's."""
     job.target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic.writing(job.target) as temporary:
-            write_image(temporary, restored, bits=job.bits)
+            write_image(temporary, picture.keep(restored) if args.channels == "same" else restored, bits=job.bits,
+                        quality=args.quality, icc_profile=picture.icc_profile)
     except OSError as exc:
         raise atomic.WriteError(atomic.failure(job.target, exc, "output")) from exc
 
@@ -76,16 +88,17 @@ def main(args) -> int:
     todo = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
                 existing="overwrite" if args.overwrite else "keep" if args.resume else "refuse",
                 skip_bad=args.skip_bad)
-    for text in todo.unreadable:
-        _warn(f"skipped: {text}")
     jobs = todo.jobs
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    net, _, _ = model.load(args.checkpoint, device)
+    on = device(args.device)
+    net, _, _ = model.load(args.checkpoint, on)
     if args.order is not None and args.order != net.order:
         try:
             net = model.at_order(net, args.order)
         except ValueError as exc:
             raise ConfigError(f"--order: {exc}") from None
+    model.check_backend(net, on, BACKEND_FIX)
+    for text in todo.unreadable:  # after the checks above, so that a refused command prints one line
+        _warn(f"skipped: {text}")
     if args.input.is_dir():
         args.output.mkdir(parents=True, exist_ok=True)
     for job in jobs:  # temporaries of killed runs; never outputs, since they were not renamed
@@ -99,7 +112,7 @@ def main(args) -> int:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
             try:
-                image = read_image(job.source)
+                picture = read_picture(job.source)
             except ImageReadError as exc:
                 if not args.skip_bad:
                     raise CommandError(f"{exc}; outputs written before it: {written}; rerun with --resume to keep "
@@ -109,7 +122,8 @@ def main(args) -> int:
                 skipped += 1
                 bar.update(count(*job.size, args.tile or None, args.overlap))
                 continue
-            _write(job, restore_image(run, image, args.tile or None, args.overlap, progress=bar.update))
+            restored = restore_image(run, picture.rgb, args.tile or None, args.overlap, progress=bar.update)
+            _write(job, restored, picture, args)
             written += 1
     where = jobs[0].target if len(jobs) == 1 and not todo.kept else args.output
     print(_summary(written, len(todo.kept), skipped, where), file=sys.stdout)

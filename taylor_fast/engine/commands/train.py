@@ -17,7 +17,7 @@ from .. import checkpoint
 from ..config import ConfigError, parse_assignment, resolve, resume_conflicts
 from ..lock import FolderBusy
 from ..train import CHECKPOINT, TrainingError, train
-from . import CommandError, reports_errors
+from . import CommandError, check_folder, device, reports_errors
 
 # flag -> config key (the flag's value overrides the key)
 _FLAG_KEYS = {
@@ -63,7 +63,9 @@ def overrides(args) -> dict:
     return out
 
 
-def _config_and_state(args) -> tuple[dict, dict | None]:
+def _config_and_state(args, announce: bool = True) -> tuple[dict, dict | None]:
+    """(config, checkpoint state or None) for `args`; `announce` says on stderr that a --resume
+    starts afresh (train() calls this once to check and once to train, so it announces once)."""
     ckpt = args.out / CHECKPOINT
     if args.resume and ckpt.exists():
         state = checkpoint.load(ckpt)
@@ -77,18 +79,18 @@ def _config_and_state(args) -> tuple[dict, dict | None]:
     if ckpt.exists():
         raise CommandError(f"{args.out} already holds a checkpoint ({ckpt}); pass --resume to continue that run, "
                            "or choose another --out")
-    if args.resume:
+    config = resolve(args.config, overrides(args))
+    if args.resume and announce:
         print(f"train: {args.out} has no checkpoint yet; starting from the beginning", file=sys.stderr)
-    return resolve(args.config, overrides(args)), None
+    return config, None
 
 
 @reports_errors("train", TrainingError, FolderBusy)
 def main(args) -> int:
-    if args.out.exists() and not args.out.is_dir():
-        raise CommandError(f"--out {args.out} is a file; a run folder is needed")
-    if not args.out.exists():
-        resolve(args.config, overrides(args))  # a bad setting is reported before the run folder is created
-    summary = train(args.out, lambda: _config_and_state(args), device=args.device, bar=not args.no_progress)
+    check_folder(args.out, "--out")
+    where = device(args.device)
+    summary = train(args.out, lambda final: _config_and_state(args, announce=final), device=where,
+                    bar=not args.no_progress)
     stopped = 128 + summary["stopped_by"] if summary["stopped_by"] else 0
     if not summary["main"]:
         return stopped
