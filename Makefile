@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
-TORCH  ?= torch>=2.6
+TORCH  ?= torch>=2.11,<2.15
 STAMP   = $(VENV)/.toolchain-installed
 
 .PHONY: all venv build collect-gpu test demo bench info clean

@@ -1,7 +1,8 @@
 # Decide whether the CUDA half is built. Never depends on a GPU being visible.
 #   TAYLOR_FAST_CUDA = AUTO (default) | ON | OFF   (CMake variable or environment variable)
 #   TAYLOR_FAST_CUDA_ARCHS or TORCH_CUDA_ARCH_LIST override the arch list, e.g. "8.0;9.0+PTX" or "80 90+PTX"
-# Sets TF_WITH_CUDA, TF_CUDA_SKIP_REASON, TF_CUDA_ARCHITECTURES, TF_CUDA_ARCH_TEXT, TF_CUDA_COMPILER_VERSION.
+# Sets TF_WITH_CUDA, TF_CUDA_SKIP_REASON, TF_CUDA_ARCHITECTURES, TF_CUDA_ARCH_TEXT, TF_CUDA_ARCH_SOURCE
+# (where the list came from: default or the variable that set it), TF_CUDA_COMPILER_VERSION.
 
 if(NOT DEFINED TAYLOR_FAST_CUDA)
   if(DEFINED ENV{TAYLOR_FAST_CUDA} AND NOT "$ENV{TAYLOR_FAST_CUDA}" STREQUAL "")
@@ -22,6 +23,7 @@ set(TF_WITH_CUDA OFF)
 set(TF_CUDA_SKIP_REASON "")
 set(TF_CUDA_ARCHITECTURES "")
 set(TF_CUDA_ARCH_TEXT "")
+set(TF_CUDA_ARCH_SOURCE "")
 set(TF_CUDA_COMPILER_VERSION "")
 
 # Look for a real nvcc: the one on PATH may be a wrapper script that CMake cannot identify.
@@ -80,10 +82,13 @@ endif()
 if(TF_WITH_CUDA)
   if(DEFINED ENV{TAYLOR_FAST_CUDA_ARCHS} AND NOT "$ENV{TAYLOR_FAST_CUDA_ARCHS}" STREQUAL "")
     set(_arch_list "$ENV{TAYLOR_FAST_CUDA_ARCHS}")
+    set(TF_CUDA_ARCH_SOURCE "TAYLOR_FAST_CUDA_ARCHS")
   elseif(DEFINED ENV{TORCH_CUDA_ARCH_LIST} AND NOT "$ENV{TORCH_CUDA_ARCH_LIST}" STREQUAL "")
     set(_arch_list "$ENV{TORCH_CUDA_ARCH_LIST}")
+    set(TF_CUDA_ARCH_SOURCE "TORCH_CUDA_ARCH_LIST")
   else()
     set(_arch_list "8.0;8.6;8.9;9.0+PTX")
+    set(TF_CUDA_ARCH_SOURCE "default")
   endif()
   string(REPLACE " " ";" _arch_list "${_arch_list}")
   string(REPLACE "," ";" _arch_list "${_arch_list}")

@@ -21,6 +21,7 @@ std::vector<std::pair<std::string, std::string>> build_info() {
       {"cuda_skip_reason", TF_BUILD_CUDA_SKIP_REASON},
       {"cuda_compiler_version", TF_BUILD_CUDA_COMPILER_VERSION},
       {"cuda_archs", TF_BUILD_CUDA_ARCHS},
+      {"cuda_archs_from", TF_BUILD_CUDA_ARCH_SOURCE},
   };
 }
 
