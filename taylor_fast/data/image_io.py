@@ -1,7 +1,10 @@
-"""Reading and writing images as float (3, H, W) tensors in [0, 1].
+"""Reading and writing images as float (3, H, W) tensors in [0, 1], or (1, H, W) grey ones.
 
 8-bit files become k/255, 16-bit files k/65535 (16-bit PNGs through png16, since Pillow would
-drop their low byte), grey images are repeated to 3 channels and alpha is dropped.
+drop their low byte) and alpha is dropped. Read as colour (channels=3), grey images are repeated
+to 3 channels; read as grey (channels=1), colour images become their BT.601 luma
+0.299 R + 0.587 G + 0.114 B rounded to the file's levels, as PIL's convert("L") and OpenCV's
+grey reading do for the denoising benchmarks.
 """
 from __future__ import annotations
 
@@ -35,34 +38,54 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def _to_rgb(samples: np.ndarray, scale: float) -> torch.Tensor:
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+
+
+def _to_tensor(samples: np.ndarray, scale: float, channels: int) -> torch.Tensor:
     if samples.ndim == 2:
         samples = samples[:, :, None]
-    channels = samples.shape[2]
-    samples = samples[:, :, :3] if channels >= 3 else samples[:, :, :1]  # drop alpha
+    samples = samples[:, :, :3] if samples.shape[2] >= 3 else samples[:, :, :1]  # drop alpha
+    if channels == 1 and samples.shape[2] == 3:
+        luma = sum(weight * samples[:, :, c].astype(np.float64) for c, weight in enumerate(_LUMA))
+        samples = np.floor(luma + 0.5)[:, :, None]
     image = torch.from_numpy(samples.astype(np.float32) / scale).permute(2, 0, 1)
-    return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image.contiguous()
+    return image.expand(3, -1, -1).contiguous() if image.shape[0] < channels else image.contiguous()
 
 
-def _read(path: Path) -> torch.Tensor:
+def _read(path: Path, channels: int) -> torch.Tensor:
     if is_png16(path):
-        return _to_rgb(read_png16(path), 65535.0)
+        return _to_tensor(read_png16(path), 65535.0, channels)
     with Image.open(path) as img:
         img.load()
         if img.mode in _SIXTEEN_BIT_MODES:
-            return _to_rgb(np.asarray(img).astype(np.uint16), 65535.0)
+            return _to_tensor(np.asarray(img).astype(np.uint16), 65535.0, channels)
         if img.mode not in _EIGHT_BIT_MODES:
             raise ValueError(f"pixel format {img.mode!r} has no defined [0, 1] range")
-        return _to_rgb(np.asarray(img.convert("RGB")), 255.0)
+        grey = channels == 1 and img.mode in ("1", "L", "LA")
+        return _to_tensor(np.asarray(img.convert("L" if grey else "RGB")), 255.0, channels)
 
 
-def read_image(path) -> torch.Tensor:
-    """The image at `path` as a float32 (3, H, W) tensor in [0, 1]; ImageReadError names the file."""
+def to_grey(image: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) -> (1, H, W): the BT.601 luma 0.299 R + 0.587 G + 0.114 B (not rounded)."""
+    weights = torch.tensor(_LUMA, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image * weights).sum(dim=0, keepdim=True)
+
+
+def check_channels(channels) -> int:
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ValueError(f"channels: expected 1 (grey) or 3 (colour), got {channels!r}")
+    return channels
+
+
+def read_image(path, channels: int = 3) -> torch.Tensor:
+    """The image at `path` as a float32 (channels, H, W) tensor in [0, 1] (channels 3: colour,
+    1: grey); ImageReadError names the file."""
+    check_channels(channels)
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"image file {path} does not exist")
     try:
-        return _read(path)
+        return _read(path, channels)
     except (OSError, ValueError, SyntaxError, zlib.error) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
 
@@ -101,7 +124,7 @@ def bit_depth(path) -> int:
 
 
 def write_image(path, image: torch.Tensor, bits: int = 8) -> None:
-    """Save a (3, H, W) [0, 1] tensor; the format follows the extension. bits=16 writes a 16-bit
+    """Save a (3, H, W) or grey (1, H, W) [0, 1] tensor; the format follows the extension. bits=16 writes a 16-bit
     PNG (levels round(65535 v)), which only the .png extension can hold."""
     path = Path(path)
     if bits == 16:

@@ -35,7 +35,8 @@ def parse_orders(text: str) -> list[int]:
 @torch.no_grad()
 def restore(net: TaylorNet | Chunked, image: torch.Tensor, tile: int | None = None, overlap: int = 32,
             progress=None) -> torch.Tensor:
-    """The model's output for a (3, H, W) image in [0, 1], clamped to [0, 1] (progress(n) is
+    """The model's output for a (C, H, W) image in [0, 1] (C x scale*H x scale*W for a
+    super-resolution model), clamped to [0, 1] (progress(n) is
     called as tiles finish). Pass Chunked(net) when restoring many images, so that a batch size
     that ran out of memory is remembered from one image to the next (see tiling.tiled)."""
     module = net.model if isinstance(net, Chunked) else net
@@ -84,9 +85,11 @@ def report(results: dict, *, primary: int, channel: str, crop_border: int, quant
 
 def markdown(record: dict) -> str:
     c = record["conventions"]
-    lines = [f"# {record.get('model', 'model')} on {record.get('dataset', 'dataset')}", "",
-             f"{record['count']} images; PSNR/SSIM on {'Y (BT.601)' if c['channel'] == 'y' else 'RGB'}, "
-             f"crop border {c['crop_border']}, {'uint8-quantised' if c['quantize'] else 'float'} outputs.", "",
+    scale = f" x{record['scale']}" if record.get("scale", 1) > 1 else ""
+    compared = "Y (BT.601)" if c["channel"] == "y" else ("the grey channel" if record.get("channels") == 1 else "RGB")
+    outputs = {True: "uint8-quantised", "rgb": "uint8-quantised (Y not rounded)"}.get(c["quantize"], "float")
+    lines = [f"# {record.get('model', 'model')}{scale} on {record.get('dataset', 'dataset')}", "",
+             f"{record['count']} images; PSNR/SSIM on {compared}, crop border {c['crop_border']}, {outputs} outputs.", "",
              "| order | PSNR (dB) | SSIM |", "|---:|---:|---:|"]
     orders = record.get("orders") or {str(record["order"]): record}
     for order, result in orders.items():

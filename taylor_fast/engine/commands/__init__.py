@@ -42,6 +42,13 @@ def reports_errors(command: str, *more: type[Exception]):
     return decorate
 
 
+def check_task(args, config: dict) -> None:
+    """--task, where given, must be the task the checkpoint was trained for."""
+    if args.task is not None and args.task != config["task"]:
+        raise ConfigError(f"--task {args.task}: the checkpoint was trained for task {config['task']!r}"
+                          + (f" (x{config['model']['scale']})" if config["model"]["scale"] > 1 else ""))
+
+
 def check_tiles(args) -> None:
     """--tile / --overlap as a usage error (tile 0 means no tiling)."""
     if args.tile:

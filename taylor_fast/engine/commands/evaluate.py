@@ -3,6 +3,9 @@
     taylor-fast eval --checkpoint RUN/last.ckpt --dataset rain100h --root DATA/Rain100H --out RESULTS
     taylor-fast eval --checkpoint RUN/last.ckpt --out RESULTS        # every set in the config's eval.sets
     taylor-fast eval ... --orders 0-6     # the same trained F and G unrolled to orders 0..6
+    taylor-fast eval --task denoise --checkpoint RUN/last.ckpt --dataset set12 --root DATA/Set12 \
+        --option sigma=25 --out RESULTS   # noise made on the fly, seeded per file name
+    taylor-fast eval --task sr --checkpoint RUN/last.ckpt --dataset set5 --root DATA/Set5 --out RESULTS
 
 --orders with a shared G (the paper's setting) applies the one trained G k times for every k
 asked, also beyond the order it was trained at; with per-order G weights (model.shared false),
@@ -16,20 +19,22 @@ from pathlib import Path
 
 import torch
 
-from ...data import open_dataset
 from .. import model
 from ..config import ConfigError, expand, parse_assignment
+from ..datasets import open_for_model
 from ..evaluate import evaluate, parse_orders, report, write
-from . import check_tiles, reports_errors
+from . import check_task, check_tiles, reports_errors
 
 
 def add_arguments(parser):
     parser.add_argument("--checkpoint", type=Path, required=True, help="a run's last.ckpt")
+    parser.add_argument("--task", choices=("derain", "deblur", "denoise", "sr", "other"),
+                        help="the task the checkpoint must have been trained for (checked; default: its own)")
     parser.add_argument("--dataset", help="dataset name (default: every entry of the checkpoint's eval.sets)")
     parser.add_argument("--root", help="dataset folder")
     parser.add_argument("--split", default="test", help="split for layouts that have several (default test)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="dataset reader option, e.g. --option blur=blur_gamma (repeatable)")
+                        help="dataset reader option, e.g. --option blur=blur_gamma, --option sigma=25 (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, images/")
     parser.add_argument("--orders", help="orders to evaluate, e.g. 3, 0-6 or 0,3 (default: the trained order)")
     parser.add_argument("--channel", choices=("y", "rgb"),
@@ -62,27 +67,36 @@ def _at_orders(net, orders: list[int]) -> dict:
         raise ConfigError(f"--orders: {exc}") from None
 
 
+def _degradation(dataset) -> dict | None:
+    """How the inputs were made on the fly (noise level and seeding, bicubic scale), if they were."""
+    made = [pair.degradation for pair in dataset.pairs if pair.degradation is not None]
+    return made[0].describe() if made else None
+
+
 @reports_errors("eval")
 def main(args) -> int:
     check_tiles(args)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     net, config, progress = model.load(args.checkpoint, device)
+    check_task(args, config)
     trained = net.order
     orders = parse_orders(args.orders) if args.orders else [trained]
     nets = _at_orders(net, orders)
     conventions = {"channel": args.channel or config["eval"]["channel"],
                    "crop_border": config["eval"]["crop_border"] if args.crop_border is None else args.crop_border,
                    "quantize": args.quantize or config["eval"]["quantize"]}
-    for entry in _sets(args, config):
-        dataset = open_dataset(entry["dataset"], expand(entry["root"]), split=entry["split"], skip_bad=args.skip_bad,
-                               **{k: expand(v) for k, v in entry["options"].items()})
+    for index, entry in enumerate(_sets(args, config)):
+        where = "--dataset" if entry["label"] is None else f"eval.sets[{index}]"
+        dataset = open_for_model(config["model"], entry["dataset"], entry["root"], entry["split"], entry["options"],
+                                 skip_bad=args.skip_bad, where=where)
         out_dir = args.out if entry["label"] is None else args.out / entry["label"]
         results = evaluate(nets, dataset, **conventions, tile=args.tile or None, overlap=args.overlap,
                            images_dir=out_dir / "images" if args.save_images else None, bar=not args.no_progress)
         about = {"checkpoint": str(args.checkpoint), "iteration": progress.get("iteration"),
                  "model": config["model"]["backbone"], "trained_order": trained, "shared_g": config["model"]["shared"],
+                 "task": config["task"], "scale": net.scale, "channels": config["model"]["channels"],
                  "dataset": entry["dataset"], "root": str(expand(entry["root"])), "split": entry["split"],
-                 "tile": args.tile or None}
+                 "degradation": _degradation(dataset), "tile": args.tile or None}
         record = report(results, primary=trained if trained in results else orders[-1], about=about, **conventions)
         write(out_dir, record)
         summary = ", ".join(f"order {o}: {r['psnr']:.2f} dB / {r['ssim']:.4f}" for o, r in results.items())

@@ -1,8 +1,10 @@
 """`taylor-fast restore IN -o OUT --checkpoint CKPT`: restore an image file or a folder of them.
 
 Any size: images larger than --tile go through overlapping tiles blended smoothly (tiling.py),
-so memory stays bounded and the output has the input's size. 8- and 16-bit PNG in and out (a
-16-bit PNG gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out.
+so memory stays bounded and the output has the input's size, or `scale` times it for a
+super-resolution checkpoint (the upscaled image). A grey checkpoint (model.channels 1) reads
+images as grey and writes grey files. 8- and 16-bit PNG in and out (a 16-bit PNG gives a 16-bit
+PNG), JPEG and the other formats of the data layer in, 8-bit out.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from ..config import ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
 from ..tiling import count
-from . import check_tiles, reports_errors
+from . import check_task, check_tiles, reports_errors
 
 
 def add_arguments(parser):
@@ -28,6 +30,8 @@ def add_arguments(parser):
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                         help="output file, or folder (created) for a folder input")
     parser.add_argument("--checkpoint", type=Path, required=True, help="a run's last.ckpt")
+    parser.add_argument("--task", choices=("derain", "deblur", "denoise", "sr", "other"),
+                        help="the task the checkpoint must have been trained for (checked; default: its own)")
     parser.add_argument("--order", type=int, help="unroll to this order instead of the trained one (see eval --orders)")
     parser.add_argument("--tile", type=int, default=512, help="tile side for large images (0: whole image; default 512)")
     parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
@@ -46,7 +50,8 @@ def main(args) -> int:
     jobs = plan(args.input, args.output, suffix=f".{args.format}" if args.format else None, bits=args.bits,
                 overwrite=args.overwrite)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    net, _, _ = model.load(args.checkpoint, device)
+    net, config, _ = model.load(args.checkpoint, device)
+    check_task(args, config)
     if args.order is not None and args.order != net.order:
         try:
             net = model.at_order(net, args.order)
@@ -60,10 +65,11 @@ def main(args) -> int:
     with tqdm(total=tiles, desc="restore", unit="tile", disable=args.no_progress or tiles == 1) as bar:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
-            image = read_image(job.source)
+            image = read_image(job.source, net.channels)
             restored = restore_image(run, image, args.tile or None, args.overlap, progress=bar.update)
             job.target.parent.mkdir(parents=True, exist_ok=True)
             write_image(job.target, restored, bits=job.bits)
     where = jobs[0].target if len(jobs) == 1 else args.output
-    print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''} -> {where}", file=sys.stdout)
+    upscaled = f" (upscaled x{net.scale})" if net.scale > 1 else ""
+    print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''}{upscaled} -> {where}", file=sys.stdout)
     return 0
