@@ -7,7 +7,9 @@ uses Keys' cubic with a = -0.5 (torch: -0.75), widens the kernel by 1/scale when
 and makes ceil(scale * size) pixels. Each 1-D pass gathers the P = ceil(kernel width) + 2 input
 pixels an output pixel depends on (MATLAB's `contributions`), height first, then width.
 
-On uint8 images MATLAB rounds after each pass (`levels=255` reproduces that on [0, 1] values).
+On uint8 images MATLAB rounds after each pass (`levels=255` reproduces that for [0, 1] values
+on 8-bit levels: the passes then run on the integer levels in float64, where the x2 and x4
+weights are exact binary fractions, so exact halves round up as MATLAB rounds them).
 """
 from __future__ import annotations
 
@@ -60,10 +62,6 @@ def _resize_last(x: torch.Tensor, out_length: int, scale: float) -> torch.Tensor
     return (x[..., indices].to(compute) * weights).sum(dim=-1).to(x.dtype)  # gathered: (..., out_length, P)
 
 
-def _round(x: torch.Tensor, levels: int | None) -> torch.Tensor:
-    return x if levels is None else torch.floor(x.clamp(0, 1) * levels + 0.5) / levels
-
-
 def imresize(x: torch.Tensor, scale: float, *, levels: int | None = None) -> torch.Tensor:
     """MATLAB's imresize(x, scale, 'bicubic') over the last two dims of a float tensor: output
     ceil(scale * H) x ceil(scale * W), antialiased when shrinking. levels=255 rounds to 8-bit
@@ -78,8 +76,13 @@ def imresize(x: torch.Tensor, scale: float, *, levels: int | None = None) -> tor
     if min(height, width) < 1:
         raise ValueError(f"x: expected a non-empty image, got shape {tuple(x.shape)}")
     out_height, out_width = math.ceil(scale * height), math.ceil(scale * width)
-    x = _round(_resize_last(x.transpose(-1, -2), out_height, scale), levels).transpose(-1, -2)
-    return _round(_resize_last(x, out_width, scale), levels).contiguous()
+    if levels is None:
+        x = _resize_last(x.transpose(-1, -2), out_height, scale).transpose(-1, -2)
+        return _resize_last(x, out_width, scale).contiguous()
+    dtype, x = x.dtype, torch.floor(x.double().clamp(0, 1) * levels + 0.5)
+    x = torch.floor(_resize_last(x.transpose(-1, -2), out_height, scale).clamp(0, levels) + 0.5).transpose(-1, -2)
+    x = torch.floor(_resize_last(x, out_width, scale).clamp(0, levels) + 0.5)
+    return (x / levels).to(dtype).contiguous()
 
 
 def _check_image(x, scale, name: str) -> None:

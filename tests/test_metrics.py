@@ -114,6 +114,15 @@ def test_errors_name_the_argument():
         metrics.psnr(a, a, data_range=0)
     with pytest.raises(TypeError, match="pred: expected a torch.Tensor, got ndarray"):
         metrics.psnr(a.numpy(), a)
+    with pytest.raises(ValueError, match="quantize: expected True, False or 'rgb', got 'y'"):
+        metrics.psnr(a, a, quantize="y")
+
+
+def test_a_grey_image_is_compared_on_its_one_channel():
+    pred, target = (torch.from_numpy(x[:, :1]) for x in _images(seed=8))
+    want = [peak_signal_noise_ratio(t[0], p[0], data_range=1) for p, t in zip(pred.numpy(), target.numpy())]
+    np.testing.assert_allclose(metrics.psnr(pred, target).numpy(), want, rtol=1e-9)
+    assert "grey" in metrics.conventions("rgb")["colour_transform"]
 
 
 def test_conventions_record():

@@ -322,7 +322,7 @@ def validate(config: dict) -> None:
         if not _type_ok(value, default):
             raise ConfigError(f"{key}: expected {expected}, got {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"{key}: expected one of {', '.join(_CHOICES[key])}, got {value!r}")
+            raise ConfigError(f"{key}: expected one of {', '.join(map(str, _CHOICES[key]))}, got {value!r}")
     _check_ranges(config)
     for key, rel in config["paths"].items():
         check_run_relative(rel, f"paths.{key}")
