@@ -99,13 +99,15 @@ def _text(header: str, config: dict) -> str:
 def _denoise(setting: str, sigma: int, order: int) -> tuple[str, str]:
     folder, channels, patch, tests = DENOISE[setting]
     name = f"dncnn_{setting}_s{sigma}_o{order}"
+    sets = [{"label": label, "dataset": ds, "root": f"{DATA}/{path}", "split": "test", "options": {"sigma": sigma}}
+            for label, ds, path in tests]
     config = {
         "base": "../denoise.yaml",
         "name": name,
         "model": {"backbone": "dncnn", "channels": channels, "order": order},
-        "data": {"train": {"dataset": "clean-folder", "root": f"{DATA}/{folder}", "patch": patch, "options": {"sigma": sigma}}},
-        "eval": {"sets": [{"label": label, "dataset": ds, "root": f"{DATA}/{path}", "split": "test", "options": {"sigma": sigma}}
-                          for label, ds, path in tests]},
+        "data": {"train": {"dataset": "clean-folder", "root": f"{DATA}/{folder}", "patch": patch,
+                           "options": {"sigma": sigma}}},
+        "eval": {"sets": sets},
     }
     kind = "grey" if channels == 1 else "colour"
     header = (f"# Denoising, {kind}, sigma {sigma}: dncnn trained on {folder}, Taylor order {order}"

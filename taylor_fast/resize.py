@@ -67,7 +67,8 @@ def imresize(x: torch.Tensor, scale: float, *, levels: int | None = None) -> tor
     ceil(scale * H) x ceil(scale * W), antialiased when shrinking. levels=255 rounds to 8-bit
     levels after each pass, as MATLAB does on a uint8 image (clamping to [0, 1] first)."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x: expected a floating-point tensor, got {type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype}")
+        given = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"x: expected a floating-point tensor, got {given}")
     if x.dim() < 2:
         raise ValueError(f"x: expected at least 2 dims (..., H, W), got shape {tuple(x.shape)}")
     if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):

@@ -22,6 +22,16 @@ PUBLISHED = {"bsd68": 68, "set12": 12, "cbsd68": 68, "kodak24": 24, "mcmaster": 
              "bsd100": 100, "urban100": 100, "manga109": 109}
 
 
+def test_the_fixed_names_are_registered_with_their_options():
+    from taylor_fast.data.registry import spec
+
+    for name in ("set5", "set14", "bsd100", "urban100", "manga109", "div2k", "hr-folder"):
+        assert spec(name).options() == ["scale"]
+    for name in ("bsd68", "cbsd68", "set12", "kodak24", "mcmaster", "clean-folder"):
+        assert spec(name).options() == ["sigma", "poisson", "seed"]
+    assert spec("sidd").options() == [] and spec("paired").options()[-1] == "scale"
+
+
 def _grey(h, w, seed):
     return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
 

@@ -61,7 +61,8 @@ def _sidd_data(root: Path) -> Path:
     for data in (root / "SIDD_Medium_Srgb" / "Data", root / "Data"):
         if data.is_dir():
             return data
-    raise DatasetError(f"sidd: expected folder {root / 'SIDD_Medium_Srgb' / 'Data'} (or ROOT/Data), which does not exist")
+    raise DatasetError(f"sidd: expected folder {root / 'SIDD_Medium_Srgb' / 'Data'} (or ROOT/Data), "
+                       "which does not exist")
 
 
 @register("sidd", layout="ROOT/SIDD_Medium_Srgb/Data/<scene>/NNNN_NOISY_SRGB_010.PNG with NNNN_GT_SRGB_010.PNG "

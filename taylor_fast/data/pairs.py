@@ -151,7 +151,8 @@ class PairedImages(Dataset):
                     "target": target_image, "name": pair.name}
             return item if degrade else {**item, "degradation": pair.degradation}
         # a side-by-side file holds both images: decode it once
-        whole_input = whole_target if pair.input.path == pair.target.path else read_image(pair.input.path, self.channels)
+        same_file = pair.input.path == pair.target.path
+        whole_input = whole_target if same_file else read_image(pair.input.path, self.channels)
         input_image = pair.input.crop(whole_input)
         if tuple(s * pair.scale for s in input_image.shape[1:]) != tuple(target_image.shape[1:]):
             raise DatasetError(f"{self.name}: " + _mismatch(pair, input_image.shape[1:], target_image.shape[1:]))

@@ -213,7 +213,8 @@ class Training:
         c, n = self.config, self.net
         where = f"{self.processes.world} processes" if self.processes.distributed else str(self.processes.device)
         return (f"{'resuming at' if self.iteration else 'training from'} iteration {self.iteration} of {self.total} "
-                f"({self.per_epoch} per epoch): {c['model']['backbone']}{f' x{n.scale}' if n.scale > 1 else ''} order {n.order} "
+                f"({self.per_epoch} per epoch): {c['model']['backbone']}{f' x{n.scale}' if n.scale > 1 else ''} "
+                f"order {n.order} "
                 f"({'shared' if c['model']['shared'] else 'per-order'} G, backend {n.backend}), "
                 f"{c['data']['train']['dataset']} patches {c['data']['train']['patch']} x batch {self.batch}, "
                 f"on {where}{', bf16 autocast' if self.amp else ''}")
