@@ -99,8 +99,9 @@ _EVAL_SET_KEYS = {"label", "dataset", "root", "split", "options"}
 RESUME_MAY_CHANGE = ("name", "train.epochs", "train.iters", "train.amp", "train.compile", "train.checkpoint_every",
                      "train.deterministic", "data.train.root", "data.train.workers", "data.train.skip_bad",
                      "eval", "log", "paths")
+TASKS = ("derain", "deblur", "denoise", "sr", "other")
 _CHOICES = {
-    "task": ("derain", "deblur", "denoise", "sr", "other"),
+    "task": TASKS,
     "model.channels": (1, 3),
     "model.activation": ("relu", "leaky_relu"),
     "model.backend": ("auto", "reference", "cpu", "cuda", "triton"),
@@ -112,16 +113,16 @@ _CHOICES = {
 # keys that take a bool or one of some strings: {key: (strings, how to say it)}
 _BOOL_OR = {"eval.quantize": (("rgb",), "true, false or rgb")}
 
-# The field's conventions per task, applied to keys no file or flag sets. "SCALE" stands for
+# The field's conventions per task, applied to keys no file or flag sets; a callable gets
 # model.scale. Denoising: every channel (RGB, or the grey one), outputs rounded to 8 bits, no
 # crop (DnCNN/KAIR). Super-resolution: Y of BT.601 with `scale` border pixels cropped, outputs
 # rounded to 8 bits but Y not (BasicSR, and RDN/RCAN's MATLAB scripts on im2double images),
 # training patches 48x48 at low resolution (EDSR, BasicSR).
-SCALE = "SCALE"
 TASK_DEFAULTS = {
     "deblur": {"eval.channel": "rgb"},
     "denoise": {"eval.channel": "rgb", "eval.quantize": True},
-    "sr": {"eval.channel": "y", "eval.crop_border": SCALE, "eval.quantize": "rgb", "data.train.patch": (48, SCALE)},
+    "sr": {"eval.channel": "y", "eval.crop_border": lambda scale: scale, "eval.quantize": "rgb",
+           "data.train.patch": lambda scale: 48 * scale},
 }
 
 
@@ -253,12 +254,12 @@ def parse_assignment(text: str) -> tuple[str, object]:
 
 def _task_defaults(config: dict, given: set) -> None:
     """TASK_DEFAULTS of config's task for the keys not in `given`."""
-    scale = config["model"]["scale"]
-    for key, value in TASK_DEFAULTS.get(config["task"], {}).items():
+    scale, task = config["model"]["scale"], config["task"]
+    if not _type_ok(scale, 1) or not isinstance(task, str):
+        return  # validate() names the bad value
+    for key, value in TASK_DEFAULTS.get(task, {}).items():
         if key not in given:
-            if isinstance(value, tuple):  # (per low-resolution pixel, SCALE)
-                value = value[0] * scale
-            _set(config, key, scale if value == SCALE else value, "task defaults")
+            _set(config, key, value(scale) if callable(value) else value, "task defaults")
 
 
 def resolve(yaml_path: Path | None = None, overrides: dict | None = None, base: dict | None = None) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .. import model
-from ..config import ConfigError, expand, parse_assignment
+from ..config import TASKS, ConfigError, expand, parse_assignment
 from ..datasets import open_for_model
 from ..evaluate import evaluate, parse_orders, report, write
 from . import check_task, check_tiles, reports_errors
@@ -28,7 +28,7 @@ from . import check_task, check_tiles, reports_errors
 
 def add_arguments(parser):
     parser.add_argument("--checkpoint", type=Path, required=True, help="a run's last.ckpt")
-    parser.add_argument("--task", choices=("derain", "deblur", "denoise", "sr", "other"),
+    parser.add_argument("--task", choices=TASKS,
                         help="the task the checkpoint must have been trained for (checked; default: its own)")
     parser.add_argument("--dataset", help="dataset name (default: every entry of the checkpoint's eval.sets)")
     parser.add_argument("--root", help="dataset folder")

@@ -18,7 +18,7 @@ from ...data import read_image, write_image
 from ...data.image_io import image_size
 from .. import model
 from ..chunks import Chunked
-from ..config import ConfigError
+from ..config import TASKS, ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
 from ..tiling import count
@@ -30,7 +30,7 @@ def add_arguments(parser):
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                         help="output file, or folder (created) for a folder input")
     parser.add_argument("--checkpoint", type=Path, required=True, help="a run's last.ckpt")
-    parser.add_argument("--task", choices=("derain", "deblur", "denoise", "sr", "other"),
+    parser.add_argument("--task", choices=TASKS,
                         help="the task the checkpoint must have been trained for (checked; default: its own)")
     parser.add_argument("--order", type=int, help="unroll to this order instead of the trained one (see eval --orders)")
     parser.add_argument("--tile", type=int, default=512, help="tile side for large images (0: whole image; default 512)")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import checkpoint
-from ..config import ConfigError, complete, parse_assignment, resolve, resume_conflicts
+from ..config import TASKS, ConfigError, complete, parse_assignment, resolve, resume_conflicts
 from ..train import CHECKPOINT, TrainingError, train
 from . import CommandError, reports_errors
 
@@ -33,7 +33,7 @@ def add_arguments(parser):
     parser.add_argument("--out", type=Path, required=True, help="run folder: last.ckpt, config.yaml, train.log, tb/")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last.ckpt (starts afresh if it has none yet)")
-    parser.add_argument("--task", choices=("derain", "deblur", "denoise", "sr", "other"),
+    parser.add_argument("--task", choices=TASKS,
                         help="the task: its field's metric conventions (and SR patch size) where not set")
     parser.add_argument("--scale", type=int, help="super-resolution factor 2, 3 or 4 (task sr; F upscales by it)")
     parser.add_argument("--channels", type=int, choices=(1, 3), help="3: colour (default); 1: grey, end to end")
