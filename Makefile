@@ -7,7 +7,7 @@ PIP     = $(PY) -m pip
 TORCH  ?= torch>=2.6
 STAMP   = $(VENV)/.toolchain-installed
 
-.PHONY: all venv build test demo bench info clean
+.PHONY: all venv build collect-gpu test demo bench info clean
 
 all: build
 
@@ -23,7 +23,12 @@ venv: $(STAMP)
 build: $(STAMP)
 	$(PIP) install --no-build-isolation -e ".[test,photos]"
 
-test: build
+# collect-gpu: the suite collected as on a GPU machine (tests/backend_cases.py), so that a
+# collection error only a GPU machine would meet fails here first
+collect-gpu: build
+	TAYLOR_FAST_PRETEND_GPU=1 $(PY) -m pytest --collect-only -q -p no:cacheprovider > /dev/null
+
+test: build collect-gpu
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 # The benchmark suite (benchmarks/README.md): the full grid, one results JSON per device into

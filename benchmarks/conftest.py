@@ -6,7 +6,7 @@ the reason (no GPU, kernels not built, dtype not implemented...). CUDA cases car
 marker (select them with -m cuda), Triton cases the `triton` marker.
 
 Options:
-  --taylor-grid full|quick   the grid (default full; quick is `taylor-fast bench --quick`'s)
+  --taylor-grid full|quick|headline   the grid (default full; `taylor-fast bench --grid`'s)
   --taylor-size NxCxHxW      replace the grid's sizes (repeatable)
   --taylor-results DIR       write one results document per device there, as
                              DIR/<device>-<name>.json (the format of `taylor-fast bench --json`)
@@ -33,8 +33,8 @@ DERIVED_KEYS = ("vs_reference", "vs_compiled", "gflops", "gbps", "fraction_of_pe
 
 def pytest_addoption(parser):
     group = parser.getgroup("taylor_fast", "taylor_fast benchmark grid")
-    group.addoption("--taylor-grid", choices=("full", "quick"), default="full",
-                    help="benchmark grid: full (make bench) or quick (taylor-fast bench --quick)")
+    group.addoption("--taylor-grid", choices=grid.GRIDS, default="full",
+                    help="benchmark grid: full (make bench), quick or headline (taylor-fast bench --grid)")
     group.addoption("--taylor-size", action="append", type=grid.parse_size, default=[], metavar="NxCxHxW",
                     help="replace the grid's image sizes (repeatable)")
     group.addoption("--taylor-results", type=Path, default=None, metavar="DIR",
@@ -63,13 +63,13 @@ def pytest_generate_tests(metafunc):
     opt = metafunc.config.getoption
     sizes = tuple(opt("--taylor-size")) or None
     specs = [spec for device in grid.DEVICES
-             for spec in grid.cases(device, quick=opt("--taylor-grid") == "quick", sizes=sizes)]
+             for spec in grid.cases(device, opt("--taylor-grid"), sizes=sizes)]
     metafunc.parametrize("taylor_case", [_param(spec) for spec in specs])
 
 
 @pytest.fixture
 def taylor_budget(request) -> str:
-    return request.config.getoption("--taylor-grid")
+    return grid.timing_budget(request.config.getoption("--taylor-grid"))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
     out, f = net.forward_terms(y)
     loss = taylor_fast.taylor_loss(out, f, target)
     taylor_fast.backends()                                    # what can run here, and why not
+    net = taylor_fast.load("runs/t/last.ckpt")                # a trained TaylorNet, ready for eval
 """
 import importlib
 
@@ -12,9 +13,17 @@ from ._dispatch import backends
 from .taylornet import DerivativeG, TaylorNet, taylor_loss, wrap
 
 __version__ = "0.1.0"
-__all__ = ["DerivativeG", "TaylorNet", "backbones", "backends", "ops", "reference", "taylor_loss", "wrap"]
+__all__ = ["DerivativeG", "TaylorNet", "backbones", "backends", "load", "ops", "reference", "taylor_loss", "wrap"]
 
 _LAZY = ("data", "metrics", "engine", "info")
+
+
+def load(path, device="cpu") -> TaylorNet:
+    """The TaylorNet a training checkpoint holds (a run's last.ckpt: its config and weights), in
+    eval mode on `device`. Loading runs no code from the file."""
+    from .engine.model import load as load_checkpoint
+
+    return load_checkpoint(path, device)[0]
 
 
 def __getattr__(name):

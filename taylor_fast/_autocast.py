@@ -10,13 +10,21 @@ from __future__ import annotations
 import torch
 
 
+# Dynamo of torch 2.11 cannot trace torch.amp.is_autocast_available (a pybind builtin) and would
+# break torch.compile(fullgraph=True) on it; the answer depends on the device type alone, which the
+# compiled graph is specialised on anyway, so it is taken once at trace time as a constant.
+@torch.compiler.assume_constant_result
+def _autocast_available(device_type: str) -> bool:
+    return torch.amp.is_autocast_available(device_type)
+
+
 def cast_inputs(*tensors):
     """`tensors` cast to the autocast dtype of the first one's device when autocast is on there."""
     first = tensors[0]
     if not isinstance(first, torch.Tensor):
         return tensors  # validation reports it
     device_type = first.device.type
-    if not (torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)):
+    if not (_autocast_available(device_type) and torch.is_autocast_enabled(device_type)):
         return tensors
     dtype = torch.get_autocast_dtype(device_type)
     return tuple(_cast(t, dtype, first.device) for t in tensors)

@@ -18,8 +18,16 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, except that a usage mistake is one line on stderr, like the commands'
+    own errors (argparse prints the whole usage first), pointing to --help; exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def _top_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="taylor-fast",
         description="Deep Taylor's Approximations for image restoration, with fused kernels.",
         epilog="commands:\n" + "\n".join(f"  {name:<9} {text}" for name, (_, text) in COMMANDS.items())
@@ -39,7 +47,7 @@ def main(argv=None) -> int:
     command = top.parse_args(argv[:1]).command
     module_name, text = COMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"taylor-fast {command}", description=text)
+    parser = OneLineParser(prog=f"taylor-fast {command}", description=text)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -21,28 +22,49 @@ import torch
 from tqdm import tqdm
 
 from . import _dispatch, cli, metrics, ops
+from ._arguments import integer, number
 from ._validation import check_expand
-from .data import BUNDLED_PHOTOS, open_dataset
+from .data import BUNDLED_PHOTOS, bundled_photo, open_dataset
+from .data.photos import unavailable
 from .engine import config as engine_config
 from .engine import distributed, model
 from .engine.evaluate import evaluate, restore
 from .engine.train import CHECKPOINT, Training, prepare_run
 from .figures import labelled_grid
+from .synth import shrunk_size
 
 TEST_PHOTOS = ("astronaut", "coffee")
 
 
 def add_arguments(parser):
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for data, runs and demo.png")
-    parser.add_argument("--iters", type=int, default=1000, help="training iterations per model (default 1000)")
-    parser.add_argument("--time-budget", type=float, default=150.0,
+    parser.add_argument("--iters", type=integer(1), default=1000, help="training iterations per model (default 1000)")
+    parser.add_argument("--time-budget", type=number(0), default=150.0,
                         help="seconds of training for both models together: past it, both stop at the same "
                              "iteration (default 150)")
-    parser.add_argument("--size", type=int, default=256, help="longer side of the photographs (default 256)")
-    parser.add_argument("--patch", type=int, default=64, help="training patch side (default 64)")
+    parser.add_argument("--size", type=integer(1), default=256, help="longer side of the photographs (default 256)")
+    parser.add_argument("--patch", type=integer(1), default=64, help="training patch side (default 64)")
     parser.add_argument("--preset", choices=("light", "heavy"), default="heavy", help="rain style (default heavy)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=integer(0), default=0)
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _check(args) -> str | None:
+    """What is wrong with the command line, found before anything is synthesised or written."""
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out}: expected a folder, but it is an existing file"
+    if unavailable():
+        return unavailable()
+    shortest = {name: min(shrunk_size(*bundled_photo(name).shape[1:], args.size)) for name in BUNDLED_PHOTOS}
+    train = min(side for name, side in shortest.items() if name not in TEST_PHOTOS)
+    if args.patch > train:
+        return (f"--patch {args.patch}: at --size {args.size} the smallest training photograph is {train} pixels on "
+                "its shorter side; lower --patch or raise --size")
+    test = min(shortest[name] for name in TEST_PHOTOS)
+    if test < metrics.SSIM_WINDOW:
+        return (f"--size {args.size}: the test photographs would be {test} pixels on their shorter side; SSIM needs "
+                f"at least {metrics.SSIM_WINDOW}: raise --size")
+    return None
 
 
 def _synthesise(out: Path, args) -> tuple[Path, Path]:
@@ -160,6 +182,10 @@ def _table(rows: list[tuple]) -> str:
 
 def main(args) -> int:
     started = time.perf_counter()
+    problem = _check(args)
+    if problem:
+        print(f"taylor-fast demo: {problem}", file=sys.stderr)
+        return 2
     out = args.out
     print(f"synthesising {args.preset} rain on the {len(BUNDLED_PHOTOS)} bundled photos "
           f"(longer side {args.size}); test photos: {', '.join(TEST_PHOTOS)}")

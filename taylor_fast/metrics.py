@@ -138,7 +138,7 @@ def conventions(channel="rgb", crop_border=0, quantize=False, data_range=1.0) ->
         "crop_border": int(crop_border),
         "quantize": quantize if quantize == "rgb" else bool(quantize),
         "quantization": ("RGB clamped and rounded half up to uint8 levels" + (rounded_y if channel == "y" else ""))
-                        if quantize else "none (float values, unclamped)",
+                        if quantize else "none (float values, not rounded)",
         "data_range": float(data_range),
         "compared_scale": "Y on 0..255, peak 255" if channel == "y" else "[0, 1], peak 1 (inputs divided by data_range)",
         "psnr": "10 log10(peak^2 / MSE), MSE over channels and pixels, per image",

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from .data import BUNDLED_PHOTOS, RAIN_PRESETS, Bicubic, BlurStyle, Noise, add_motion_blur, add_rain, bundled_photo
 from .data.degradations import SCALES, check_sigma
-from .data.image_io import list_images, read_image, to_grey, write_image
+from .data.image_io import IMAGE_EXTENSIONS, list_images, read_image, to_grey, write_image
+from .data.photos import unavailable
 
 _FORMAT = ".png"
 
@@ -46,24 +47,23 @@ def add_arguments(parser):
 
 
 def _sources(clean: Path | None):
-    """[(name, loader)] of the clean images."""
+    """[(name, loader)] of the clean images (a --clean folder was checked by _check)."""
     if clean is None:
         return [(name, lambda name=name: bundled_photo(name)) for name in BUNDLED_PHOTOS]
-    if not clean.is_dir():
-        raise SystemExit(f"synth: --clean {clean} is not a folder")
-    files = list_images(clean)
-    if not files:
-        raise SystemExit(f"synth: --clean {clean} holds no images")
-    return [(path.stem, lambda path=path: read_image(path)) for path in files]
+    return [(path.stem, lambda path=path: read_image(path)) for path in list_images(clean)]
+
+
+def shrunk_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(height, width) of an image once --max-side has shrunk it (unchanged when it fits)."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _shrink(image: torch.Tensor, max_side: int | None) -> torch.Tensor:
-    height, width = image.shape[1:]
-    if max_side is None or max(height, width) <= max_side:
-        return image
-    scale = max_side / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(image[None], size=size, mode="area")[0]
+    size = shrunk_size(*image.shape[1:], max_side)
+    return image if size == tuple(image.shape[1:]) else F.interpolate(image[None], size=size, mode="area")[0]
 
 
 def _degrade(args, clean: torch.Tensor, index: int, name: str) -> torch.Tensor:
@@ -104,13 +104,22 @@ def _check(args) -> str | None:
         return "--scale applies to --kind sr only" if args.scale is not None else "--kind sr needs --scale 2, 3 or 4"
     if args.max_side is not None and args.max_side < 1:
         return f"--max-side: expected a positive size, got {args.max_side}"
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out}: expected a folder, but it is an existing file"
+    if args.clean is None and unavailable():
+        return f"{unavailable()}, or give --clean DIR"
+    if args.clean is not None and not args.clean.is_dir():
+        why = "it is a file" if args.clean.exists() else "it does not exist"
+        return f"--clean {args.clean}: expected a folder of clean images, but {why}"
+    if args.clean is not None and not list_images(args.clean):
+        return f"--clean {args.clean} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
     return None
 
 
 def main(args) -> int:
     problem = _check(args)
     if problem:
-        print(f"synth: {problem}", file=sys.stderr)
+        print(f"taylor-fast synth: {problem}", file=sys.stderr)
         return 2
     sources = _sources(args.clean)
     count = args.count or len(sources)
@@ -120,7 +129,7 @@ def main(args) -> int:
     existing = [p for folder in ("input", "target") if (args.out / folder).is_dir()
                 for p in (args.out / folder).iterdir()] + ([record] if record.exists() else [])
     if existing and not args.overwrite:
-        print(f"synth: {args.out} already holds {len(existing)} files (e.g. {existing[0]}); "
+        print(f"taylor-fast synth: {args.out} already holds {len(existing)} files (e.g. {existing[0]}); "
               "pass --overwrite to replace them, or choose another --out", file=sys.stderr)
         return 1
     strays = sorted(set(existing) - set(outputs) - {record})

@@ -40,18 +40,25 @@ def make_rain_set(root: Path, count=8, size=(40, 48), seed=0) -> Path:
     return root
 
 
-def _child(argv, env, stall_on_save):
+def _child(argv, env, stall_on_save, stall_at, setup, output):
     os.environ.update(env)
     torch.set_num_threads(1)
+    if output:  # the child's stdout and stderr into OUTPUT.stdout and OUTPUT.stderr
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            handle = os.open(f"{output}.{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(handle, fd)
+            os.close(handle)
     if stall_on_save:
-        _stall_writes(stall_on_save)
+        _stall_writes(stall_on_save, stall_at)
+    if setup:
+        setup()
     from taylor_fast import cli
 
     sys.exit(cli.main(argv))
 
 
-def _stall_writes(marker: str):
-    """Make the 2nd checkpoint write stop halfway: write half the bytes, leave a marker file, hang."""
+def _stall_writes(marker: str, nth: int):
+    """Make the nth checkpoint write stop halfway: write half the bytes, leave a marker file, hang."""
     from taylor_fast.engine import atomic
 
     original, calls = atomic.write_chunks, []
@@ -59,7 +66,7 @@ def _stall_writes(marker: str):
     def half_then_hang(fh, blob):
         if "last.ckpt" in fh.name:
             calls.append(1)
-        if len(calls) < 2:
+        if len(calls) < nth:
             return original(fh, blob)
         fh.write(memoryview(blob)[: len(blob) // 2])
         fh.flush()
@@ -69,15 +76,54 @@ def _stall_writes(marker: str):
     atomic.write_chunks = half_then_hang
 
 
-def start_cli(argv, env=None, stall_on_save=None):
-    """taylor-fast ARGV in a child process (started, not waited for)."""
-    process = _CONTEXT.Process(target=_child, args=([str(a) for a in argv], env or {}, stall_on_save))
+def start_cli(argv, env=None, stall_on_save=None, stall_at=2, setup=None, output=None):
+    """taylor-fast ARGV in a child process (started, not waited for). stall_on_save: a marker file
+    to create when the stall_at-th checkpoint write stops halfway; setup: a function of this module
+    to call in the child first; output: a path prefix for the child's stdout and stderr files."""
+    process = _CONTEXT.Process(target=_child, args=([str(a) for a in argv], env or {}, stall_on_save, stall_at,
+                                                    setup, output and str(output)))
     process.start()
     return process
 
 
-def run_cli(argv, env=None, timeout=300) -> int:
-    process = start_cli(argv, env)
+def child_output(output, stream="stderr") -> list[str]:
+    """The lines a child started with start_cli(output=OUTPUT) wrote to `stream`."""
+    return Path(f"{output}.{stream}").read_text().strip().splitlines()
+
+
+def slow_image_reads():
+    """In a restore child: every input takes 20 ms longer to read, so that a kill lands mid-folder."""
+    from taylor_fast.engine.commands import restore
+
+    original = restore.read_picture
+
+    def slow(path, channels=3):
+        time.sleep(0.02)
+        return original(path, channels)
+
+    restore.read_picture = slow
+
+
+def stall_fifth_image_write():
+    """In a restore child: the 5th output is written, cut to half its bytes under its temporary
+    name, and the process hangs after creating the file named by $STALL_MARKER."""
+    from taylor_fast.engine.commands import restore
+
+    original, calls = restore.write_image, []
+
+    def half_then_hang(path, image, **options):
+        calls.append(path)
+        original(path, image, **options)
+        if len(calls) == 5:
+            os.truncate(path, os.path.getsize(path) // 2)
+            Path(os.environ["STALL_MARKER"]).write_text(str(path))
+            time.sleep(600)
+
+    restore.write_image = half_then_hang
+
+
+def run_cli(argv, env=None, timeout=300, output=None) -> int:
+    process = start_cli(argv, env, output=output)
     process.join(timeout)
     if process.is_alive():
         process.kill()

@@ -15,6 +15,7 @@ import warnings
 
 import torch
 
+from backend_cases import device_of
 from child_processes import forkserver_context
 from taylor_fast import ops
 
@@ -129,17 +130,6 @@ def build(case):
     outputs = 1 if case["op"] == "taylor_expand" else 2
     grad_outs = [torch.randn(case["shape"], generator=gen, dtype=torch.float64).to(dtype) for _ in range(outputs)]
     return args, grad_outs
-
-
-def device_of(backend):
-    """Where a backend's tensors live: the GPU for cuda, and for triton unless interpreted."""
-    if backend == "cuda":
-        return "cuda"
-    if backend == "triton":
-        from taylor_fast.triton import TritonBackend
-
-        return "cpu" if TritonBackend().interpreted else "cuda"
-    return "cpu"
 
 
 def _snapshot(t):

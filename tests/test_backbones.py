@@ -117,6 +117,16 @@ def test_forward_all_gives_every_output(name):
         assert out.shape == (1, 3, math.ceil(h / scale), math.ceil(w / scale))
 
 
+@pytest.mark.parametrize("name", backbones.names())
+def test_every_backbone_passes_the_dry_run_that_checks_a_training_config(name):
+    """train refuses options a network cannot run by running it once on the meta device; every
+    registered backbone must run there at its defaults, or training it would be refused."""
+    from taylor_fast.engine import model
+    from taylor_fast.engine.config import DEFAULTS
+
+    model.check({**DEFAULTS["model"], "backbone": name})
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_order_zero_taylornet_is_the_backbone_exactly(name):
     model = backbone(name).eval()

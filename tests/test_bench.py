@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from taylor_fast import backbones, cli
-from taylor_fast.bench import cost, grid, memory, peaks, results, table, timing
+from taylor_fast.bench import cost, grid, memory, peaks, results, runner, table, timing, workloads
 
 FULL_CPU = grid.cases("cpu")
 
@@ -28,18 +28,55 @@ def test_full_grid_has_headline_at_every_size_and_kind_and_one_axis_sweeps():
     assert len({s.id for s in FULL_CPU}) == len(FULL_CPU)
 
 
-def test_cuda_grid_adds_low_precision_and_cuda_backends():
+def test_cuda_grid_adds_low_precision_tf32_and_cuda_backends():
     specs = grid.cases("cuda")
-    assert {s.dtype for s in specs} == {"float32", "bfloat16", "float16"}
+    assert {s.dtype for s in specs} == {"tf32", "float32", "bfloat16", "float16"}
     assert {s.backend for s in specs} == {"reference", "reference_compiled", "cuda", "triton"}
-    assert not {s.dtype for s in specs if s.kind == "train_step"} - {"float32"}
+    assert {s.dtype for s in specs if s.kind == "train_step"} == {"tf32", "float32"}
+    # fp32 twice at every headline point (TF32 tensor cores and exact), the sweeps in TF32
+    headline = [s for s in specs if s.group == "headline"]
+    assert {s.dtype for s in headline} == {"tf32", "float32"}
+    assert {s.dtype for s in specs if s.group in ("order-sweep", "hidden-sweep")} == {"tf32"}
+
+
+def test_headline_grid():
+    """The first GPU run's figures: forward and forward+backward at order 3, hidden 32, at
+    4x3x512x512 and 1x3x1080x1920, in TF32, exact fp32 and bf16; the compiled reference only in
+    torch's default precision (TF32)."""
+    specs = grid.cases("cuda", "headline")
+    points = {(s.kind, s.shape, s.dtype) for s in specs}
+    assert points == {(k, shape, p) for k in grid.EXPANSION_KINDS for shape in grid.HEADLINE_SIZES
+                      for p in ("tf32", "float32", "bfloat16")}
+    assert {s.dtype for s in specs if s.backend == "reference_compiled"} == {"tf32"}
+    assert {s.backend for s in specs if s.dtype == "float32"} == {"reference", "cuda", "triton"}
+    assert {(s.order, s.hidden) for s in specs} == {(3, 32)}
+    assert {s.dtype for s in grid.cases("cpu", "headline")} == {"float32"}
+    with pytest.raises(ValueError, match="grid must be one of"):
+        grid.cases("cpu", "nope")
+
+
+def test_tf32_is_a_cuda_precision():
+    spec = grid.CaseSpec("forward", "reference", "cpu", 3, 32, (1, 3, 8, 8), "tf32", "headline")
+    assert "TF32" in workloads.static_skip_reason(spec)
+    assert grid.tensor_dtype("tf32") == "float32" and grid.allows_tf32("tf32") and not grid.allows_tf32("float32")
+
+
+def test_a_run_reports_each_case_as_it_ends(one_thread):
+    """run_grid hands the records so far to `partial` after every case (the CLI rewrites its JSON
+    then), so a run cut off part-way keeps what it measured."""
+    specs = grid.cases("cpu", "quick", sizes=((1, 3, 8, 8),), backends=("reference", "cpu"))[:3]
+    seen = []
+    runner.run_grid(specs, "cpu", "quick", "test", progress=None, partial=lambda records: seen.append(len(records)))
+    assert seen == [1, 2, 3]
+    doc = results.partial_document("cpu", "test", [results.case_record(specs[0], skipped="x")], len(specs))
+    assert doc["partial"].startswith("1 of 3 cases") and len(doc["cases"]) == 1
 
 
 def test_quick_grid_and_overrides():
-    quick = grid.cases("cpu", quick=True)
+    quick = grid.cases("cpu", "quick")
     assert {s.group for s in quick} == {"headline"}
     assert {s.shape for s in quick if s.kind == "train_step"} == {grid.SIZES[0]}
-    small = grid.cases("cpu", quick=True, sizes=((1, 3, 8, 8),), backends=("reference",))
+    small = grid.cases("cpu", "quick", sizes=((1, 3, 8, 8),), backends=("reference",))
     assert {s.shape for s in small} == {(1, 3, 8, 8)} and {s.backend for s in small} == {"reference"}
     assert grid.parse_size(" 2x3x5x7 ") == (2, 3, 5, 7)
     for bad in ("2x3x5", "0x3x5x5", "axbxcxd"):

@@ -5,7 +5,7 @@ from imaging import as_tensor_values, encode_png16, random_rgb, save
 from PIL import Image
 
 from taylor_fast.data import ImageReadError, read_image, write_image
-from taylor_fast.data.image_io import image_size, list_images, to_uint8
+from taylor_fast.data.image_io import image_size, list_images, read_picture, to_uint8
 from taylor_fast.data.png16 import is_png16, read_png16
 
 
@@ -96,3 +96,115 @@ def test_list_images_natural_order(tmp_path):
     for name in ("rain-10.png", "rain-2.png", "rain-1.jpg", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in list_images(tmp_path)] == ["rain-1.jpg", "rain-2.png", "rain-10.png"]
+
+
+# ---- what a restored copy of a file keeps: orientation, colour profile, alpha, grey, quality ----
+
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _with_space(profile: bytes, space: bytes) -> bytes:
+    """The profile with another colour-space signature in its header (Pillow stores the bytes as they are)."""
+    return profile[:16] + space + profile[20:]
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation, suffix):
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{suffix}"
+    Image.fromarray(random_rgb(6, 9, seed=orientation)).save(path, exif=exif.tobytes())
+    with Image.open(path) as stored:
+        upright = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"))
+    np.testing.assert_array_equal(read_image(path).numpy(), as_tensor_values(upright))
+    assert image_size(path) == upright.shape[:2]  # from the header: (9, 6) for orientations 5..8
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_icc_profile_is_read_and_written_back(tmp_path, suffix):
+    profile = _srgb_profile()
+    Image.fromarray(random_rgb(8, 8, seed=1)).save(tmp_path / f"in{suffix}", icc_profile=profile)
+    picture = read_picture(tmp_path / f"in{suffix}")
+    assert picture.icc_profile == profile
+    write_image(tmp_path / f"out{suffix}", picture.pixels, icc_profile=picture.icc_profile)
+    with Image.open(tmp_path / f"out{suffix}") as written:
+        assert written.info.get("icc_profile") == profile
+
+
+def test_icc_profile_only_where_its_colour_space_fits(tmp_path):
+    rgb_profile = _srgb_profile()
+    grey_profile, cmyk_profile = _with_space(rgb_profile, b"GRAY"), _with_space(rgb_profile, b"CMYK")
+    image = torch.rand(3, 5, 6)
+    for name, pixels, profile, kept in (("grey.png", image[:1], grey_profile, True),
+                                        ("grey16.png", image[:1], grey_profile, True),
+                                        ("rgb.png", image, grey_profile, False),
+                                        ("cmyk.jpg", image, cmyk_profile, False),
+                                        ("rgba16.png", torch.rand(4, 5, 6), rgb_profile, True)):
+        write_image(tmp_path / name, pixels, bits=16 if "16" in name else 8, icc_profile=profile)
+        with Image.open(tmp_path / name) as written:
+            assert written.info.get("icc_profile") == (profile if kept else None), name
+    assert read_picture(tmp_path / "rgba16.png").icc_profile == rgb_profile  # the iCCP chunk of the 16-bit writer
+
+
+def test_picture_keeps_alpha_and_greyness(tmp_path):
+    rgba = np.concatenate([random_rgb(4, 5, seed=2), random_rgb(4, 5, seed=3)[:, :, :1]], axis=2)
+    picture = read_picture(save(tmp_path / "rgba.png", rgba))
+    assert not picture.grey and picture.icc_profile is None
+    np.testing.assert_array_equal(picture.pixels.numpy(), as_tensor_values(rgba[:, :, :3]))
+    np.testing.assert_array_equal(picture.alpha[0].numpy(), rgba[:, :, 3].astype(np.float32) / 255)
+    grey_alpha = np.stack([random_rgb(4, 5, seed=4)[:, :, 0], rgba[:, :, 3]], axis=2)
+    picture = read_picture(save(tmp_path / "la.png", grey_alpha))
+    assert picture.grey and picture.alpha is not None
+    np.testing.assert_array_equal(picture.pixels[2].numpy(), grey_alpha[:, :, 0].astype(np.float32) / 255)
+    palette = Image.fromarray(random_rgb(4, 5, seed=5)).convert("P")
+    palette.save(tmp_path / "p.png", transparency=0)
+    assert read_picture(tmp_path / "p.png").alpha is not None
+    assert read_picture(save(tmp_path / "rgb.png", random_rgb(4, 5, seed=6))).alpha is None
+    # a restored image gets the picture's channels back: luma as Pillow's convert("L"), then the alpha
+    restored = torch.rand(3, 4, 5)
+    kept = read_picture(tmp_path / "la.png").keep(restored)
+    assert kept.shape == (2, 4, 5) and torch.equal(kept[1], read_picture(tmp_path / "la.png").alpha[0])
+    pillow_luma = np.asarray(Image.fromarray(to_uint8(restored)).convert("L")).astype(int)
+    assert np.abs(to_uint8(kept[:1])[:, :, 0].astype(int) - pillow_luma).max() <= 1
+
+
+@pytest.mark.parametrize("channels, mode", [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])
+def test_write_image_channels_round_trip(tmp_path, channels, mode):
+    image = torch.rand(channels, 6, 7)
+    write_image(tmp_path / "w.png", image)
+    with Image.open(tmp_path / "w.png") as written:
+        assert written.mode == mode
+        np.testing.assert_array_equal(np.asarray(written).reshape(6, 7, channels), to_uint8(image))
+    write_image(tmp_path / "w16.png", image, bits=16)
+    levels = torch.floor(image * 65535 + 0.5).permute(1, 2, 0).numpy().astype(np.uint16)
+    np.testing.assert_array_equal(read_png16(tmp_path / "w16.png"), levels)
+
+
+def test_formats_get_the_channels_they_hold(tmp_path):
+    write_image(tmp_path / "a.jpg", torch.rand(4, 6, 7))  # JPEG holds no alpha
+    write_image(tmp_path / "g.webp", torch.rand(1, 6, 7))  # WebP holds colour only
+    with Image.open(tmp_path / "a.jpg") as jpeg, Image.open(tmp_path / "g.webp") as webp:
+        assert jpeg.mode == "RGB" and webp.mode == "RGB"
+
+
+def test_jpeg_and_webp_quality(tmp_path):
+    from PIL import JpegImagePlugin
+
+    image = torch.rand(3, 16, 24)
+    for quality in (95, 50):
+        write_image(tmp_path / f"q{quality}.jpg", image, quality=quality)
+        Image.fromarray(to_uint8(image)).save(tmp_path / f"pillow{quality}.jpg", quality=quality, subsampling=0)
+        assert (tmp_path / f"q{quality}.jpg").read_bytes() == (tmp_path / f"pillow{quality}.jpg").read_bytes()
+    with Image.open(tmp_path / "q95.jpg") as written:
+        assert JpegImagePlugin.get_sampling(written) == 0  # 4:4:4: colour at full resolution
+    write_image(tmp_path / "w.webp", image)
+    Image.fromarray(to_uint8(image)).save(tmp_path / "pillow.webp", quality=95)
+    assert (tmp_path / "w.webp").read_bytes() == (tmp_path / "pillow.webp").read_bytes()
+    with pytest.raises(ValueError, match="quality: expected an integer in 1..100, got 0"):
+        write_image(tmp_path / "bad.jpg", image, quality=0)

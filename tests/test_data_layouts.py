@@ -41,7 +41,7 @@ def test_rain100_test_layout(tmp_path, name):
     for item, n in zip(ds, (1, 2, 10)):
         _assert_item(item, *arrays[n], f"rain-{n:03d}")
     assert len(open_dataset(name, tmp_path, split="test")) == 3
-    with pytest.raises(ValueError, match=r"split: .* has 'test', got 'train'"):
+    with pytest.raises(ValueError, match=r"has the split 'test', got 'train'"):
         open_dataset(name, tmp_path, split="train")
 
 
@@ -222,6 +222,22 @@ def test_unreadable_and_mismatched_files_are_named(tmp_path):
     assert [item["name"] for item in ds] == ["a"]
 
 
+def test_two_files_with_one_name_are_refused_not_narrowed_to_one(tmp_path):
+    for stem, seed in (("a", 1), ("b", 2)):
+        save(tmp_path / "input" / f"{stem}.png", random_rgb(6, 8, seed))
+        save(tmp_path / "target" / f"{stem}.png", random_rgb(6, 8, seed + 10))
+    save(tmp_path / "input" / "a.jpg", random_rgb(6, 8, 3))
+    with pytest.raises(DatasetError, match=r"ambiguous name: .*input/a.jpg and .*input/a.png are both item 'a'; "
+                                           r"keep one of them.*; pass --skip-bad to skip"):
+        open_dataset("paired", tmp_path, skip_hint="--skip-bad")
+    with pytest.warns(DatasetWarning, match="ambiguous name"):
+        assert [item["name"] for item in open_dataset("paired", tmp_path, skip_bad=True)] == ["b"]
+    _write_rain100_test(tmp_path / "r100")
+    save(tmp_path / "r100" / "norain-002.jpg", random_rgb(6, 8, 4))
+    with pytest.raises(DatasetError, match=r"ambiguous name: .*norain-002.jpg and .*norain-002.png"):
+        open_dataset("rain100h", tmp_path / "r100")
+
+
 def test_truncated_file_caught_by_full_verify_or_on_read(tmp_path):
     for stem in ("a", "b"):
         save(tmp_path / "input" / f"{stem}.png", random_rgb(30, 30, 1))
@@ -238,7 +254,7 @@ def test_truncated_file_caught_by_full_verify_or_on_read(tmp_path):
 
 
 def test_structural_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown name 'rain1400'; known: .*rain100h"):
+    with pytest.raises(ValueError, match="unknown dataset name 'rain1400'; known: .*rain100h"):
         open_dataset("rain1400", tmp_path)
     with pytest.raises(DatasetError, match="root folder .*absent does not exist"):
         open_dataset("rain100h", tmp_path / "absent")

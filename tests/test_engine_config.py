@@ -1,13 +1,15 @@
 """Training configs: the paper's recipe, YAML + base chains + overrides, checks, the committed
-grid, and output paths that cannot leave the run folder (issue 8 §6)."""
+grid, and output paths that can neither leave the run folder nor land on the run's own files."""
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import pytest
 
+from taylor_fast.engine import atomic
 from taylor_fast.engine import config as C
-from taylor_fast.engine.paths import UnsafePathError, inside
+from taylor_fast.engine.paths import RUN_FILES, UnsafePathError, inside
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -55,6 +57,12 @@ def test_iters_and_epochs_replace_each_other():
     ("train: {milestones: [50, 30]}\n", "train.milestones: expected increasing"),
     ("train: {epochs: null}\n", "set exactly one of them"),
     ("eval: {sets: [{label: a/b, dataset: rain100h}]}\n", "eval.sets[0].label: expected a plain name"),
+    ("eval: {sets: [{label: a, dataset: nope}]}\n", "eval.sets[0].dataset: unknown dataset name 'nope'"),
+    ("eval: {sets: [{label: a, dataset: gopro, split: val}]}\n",
+     "eval.sets[0].split: gopro has the splits 'train' and 'test', got 'val'"),
+    ("model: {hidden: 0}\n", "model.hidden: expected a positive value, got 0"),
+    ("data: {train: {dataset: nope}}\n", "data.train.dataset: unknown dataset name 'nope'; known: gopro"),
+    ("data: {train: {options: {foo: 1}}}\n", "data.train.options: paired does not take foo; it takes input, target"),
     ("- a list\n", "expected a mapping of settings"),
     ("model: [1, 2\n", "not valid YAML"),
 ])
@@ -72,6 +80,19 @@ def test_base_loop_and_missing_file(tmp_path):
         C.resolve(tmp_path / "missing.yaml")
 
 
+def test_environment_variables_in_paths_must_be_set(monkeypatch):
+    monkeypatch.setenv("TAYLOR_FAST_DATA", "/data")
+    assert C.expand("${TAYLOR_FAST_DATA}/GoPro") == "/data/GoPro" and C.expand("$TAYLOR_FAST_DATA/x") == "/data/x"
+    assert C.expand(None) is None and C.expand("plain/$") == "plain/$"
+    monkeypatch.setenv("TAYLOR_FAST_DATA", "")
+    with pytest.raises(C.ConfigError, match=r"data.train.root: '\$\{TAYLOR_FAST_DATA\}/GoPro' uses the environment "
+                                            "variable TAYLOR_FAST_DATA, which is empty; export TAYLOR_FAST_DATA="):
+        C.expand("${TAYLOR_FAST_DATA}/GoPro", "data.train.root")
+    monkeypatch.delenv("TAYLOR_FAST_DATA")
+    with pytest.raises(C.ConfigError, match="TAYLOR_FAST_DATA, which is not set"):
+        C.expand("$TAYLOR_FAST_DATA/GoPro")
+
+
 def test_set_assignments_are_yaml_values():
     assert C.parse_assignment("train.lr=5e-4") == ("train.lr", 5e-4)
     assert C.parse_assignment("train.milestones=[10, 20]") == ("train.milestones", [10, 20])
@@ -84,6 +105,44 @@ def test_set_assignments_are_yaml_values():
 def test_config_paths_cannot_leave_the_run_folder(tmp_path, value):
     with pytest.raises(UnsafePathError, match="paths.log"):
         C.resolve(_yaml(tmp_path / "c.yaml", f"paths: {{log: '{value}'}}\n"))
+
+
+@pytest.mark.parametrize("key", ["log", "tensorboard"])
+@pytest.mark.parametrize("name", [*RUN_FILES, *(atomic.temporary_name(Path(n)).name for n in RUN_FILES),
+                                  "./last.ckpt", "LAST.CKPT", "last.ckpt/events", "config.yaml/"])
+def test_the_runs_own_files_are_reserved(tmp_path, key, name):
+    with pytest.raises(UnsafePathError, match=rf"paths.{key}: .* would write over the run's .*reserved"):
+        C.resolve(overrides={f"paths.{key}": name})
+
+
+@pytest.mark.parametrize("paths, message", [
+    ({"log": "."}, "paths.log: '.' is the run folder itself"),
+    ({"tensorboard": "./"}, "paths.tensorboard: './' is the run folder itself"),
+    ({"tensorboard": "train.log"}, "paths.tensorboard and paths.log: 'train.log' and 'train.log' would overlap"),
+    ({"log": "tb"}, "paths.tensorboard and paths.log: 'tb' and 'tb' would overlap"),
+    ({"log": "tb/train.log"}, "'tb' and 'tb/train.log' would overlap"),
+    ({"log": "logs/train.log", "tensorboard": "./logs"}, "would overlap"),
+])
+def test_paths_may_not_name_the_run_folder_or_each_other(paths, message):
+    with pytest.raises(UnsafePathError, match=re.escape(message)):
+        C.resolve(overrides={f"paths.{k}": v for k, v in paths.items()})
+
+
+def test_paths_side_by_side_or_below_a_reserved_name_are_fine():
+    C.resolve(overrides={"paths.log": "logs/train.log", "paths.tensorboard": "logs/tb"})
+    C.resolve(overrides={"paths.log": "sub/last.ckpt", "paths.tensorboard": "tb-config.yaml"})
+
+
+def test_existing_files_and_folders_of_the_wrong_kind_are_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(UnsafePathError, match="is a folder, but a file is needed"):
+        inside(tmp_path, "logs", "paths.log")
+    with pytest.raises(UnsafePathError, match="is a file, but a folder is needed"):
+        inside(tmp_path, "notes.txt", "paths.tensorboard", folder_wanted=True)
+    with pytest.raises(UnsafePathError, match="notes.txt is a file, but 'notes.txt/train.log' needs a folder"):
+        inside(tmp_path, "notes.txt/train.log", "paths.log")
+    assert inside(tmp_path, "logs/train.log", "paths.log") == tmp_path / "logs" / "train.log"
 
 
 def test_symlink_out_of_the_run_folder_is_refused(tmp_path):
@@ -100,8 +159,11 @@ def test_resume_may_change_length_but_not_the_recipe():
     saved = C.resolve(overrides={"train.iters": 100})
     longer = C.resolve(overrides={"train.iters": 200, "data.train.root": "/moved", "log.every": 5}, base=saved)
     assert C.resume_conflicts(saved, longer) == []
-    other = C.resolve(overrides={"model.order": 2, "train.lr": 0.1}, base=saved)
-    assert C.resume_conflicts(saved, other) == ["model.order: 3 -> 2", "train.lr: 0.001 -> 0.1"]
+    other = C.resolve(overrides={"model.order": 2, "train.gamma": 0.5}, base=saved)
+    assert C.resume_conflicts(saved, other) == ["model.order: 3 -> 2", "train.gamma: 0.2 -> 0.5"]
+    # the way past a divergence: a lower learning rate or gradient clipping
+    recovery = C.resolve(overrides={"train.lr": 1e-4, "train.grad_clip": 1.0}, base=saved)
+    assert C.resume_conflicts(saved, recovery) == []
 
 
 def _generator():

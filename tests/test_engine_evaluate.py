@@ -1,11 +1,18 @@
 """Evaluating one trained model at several orders: the semantics of shared and per-order G,
-checked against the reference expansion; the --orders syntax."""
+checked against the reference expansion; the --orders syntax; metrics.json as standard JSON
+when an image is restored exactly or an output is NaN."""
+import json
+
+import numpy as np
 import pytest
 import torch
+from imaging import random_rgb, save
+from skimage.metrics import peak_signal_noise_ratio
 
-from taylor_fast import reference
-from taylor_fast.engine import model
-from taylor_fast.engine.config import DEFAULTS, ConfigError
+from taylor_fast import cli, metrics, reference
+from taylor_fast.data import read_image
+from taylor_fast.engine import checkpoint, model
+from taylor_fast.engine.config import DEFAULTS, ConfigError, resolve
 from taylor_fast.engine.evaluate import parse_orders
 
 
@@ -49,3 +56,61 @@ def test_parse_orders(text, orders):
 def test_parse_orders_rejects(text):
     with pytest.raises(ConfigError, match="--orders"):
         parse_orders(text)
+
+
+def _identity_checkpoint(path, nan=False):
+    """A checkpoint whose model returns its input exactly: F's last convolution and G's second one
+    are zero, so f = y and every g^k = 0 (nan: F's last bias holds a NaN, so the output does)."""
+    config = resolve(overrides={"model.hidden": 4, "model.backbone_options": {"width": 4}, "train.iters": 1})
+    net = model.build(config["model"])
+    with torch.no_grad():
+        for name in ("mapping.body.4.weight", "mapping.body.4.bias", "derivative.w2", "derivative.b2"):
+            net.get_parameter(name).zero_()
+        if nan:
+            net.get_parameter("mapping.body.4.bias")[0] = float("nan")
+    checkpoint.save(path, {"config": config, "model": net.state_dict(), "progress": {"iteration": 1}})
+    return path
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"metrics.json holds {constant}, which standard JSON does not allow")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_an_exact_restoration_and_nan_outputs_keep_metrics_json_standard(tmp_path):
+    images = {"a": random_rgb(16, 16, seed=1), "b": random_rgb(16, 16, seed=2), "c": random_rgb(16, 16, seed=3)}
+    for name, pixels in images.items():
+        save(tmp_path / "set" / "input" / f"{name}.png", pixels)
+        target = pixels if name == "b" else random_rgb(16, 16, seed=ord(name))
+        save(tmp_path / "set" / "target" / f"{name}.png", target)
+    eval_args = ["--dataset", "paired", "--root", str(tmp_path / "set"), "--channel", "rgb", "--no-progress"]
+    assert cli.main(["eval", "--checkpoint", str(_identity_checkpoint(tmp_path / "id.ckpt")), "--out",
+                     str(tmp_path / "exact"), *eval_args]) == 0
+    record = _strict_json((tmp_path / "exact" / "metrics.json").read_text())
+    rows = {row["name"]: row for row in record["per_image"]}
+    assert record["count"] == 3 and record["perfect"] == 1 and record["undefined"] == 0
+    assert rows["b"]["psnr"] is None and rows["b"]["ssim"] == pytest.approx(1.0)  # b's input is its target
+    expected = {}
+    for name in ("a", "c"):  # the identity model's output is its input: scored by scikit-image
+        restored, target = (read_image(tmp_path / "set" / side / f"{name}.png") for side in ("input", "target"))
+        expected[name] = peak_signal_noise_ratio(target.numpy().astype(np.float64),
+                                                 restored.numpy().astype(np.float64), data_range=1.0)
+        assert rows[name]["psnr"] == pytest.approx(expected[name], abs=1e-6)
+        assert rows[name]["ssim"] == pytest.approx(metrics.ssim(restored, target).item())
+    assert record["psnr"] == pytest.approx((expected["a"] + expected["c"]) / 2, abs=1e-6)  # over the finite values
+    assert record["ssim"] == pytest.approx(sum(row["ssim"] for row in rows.values()) / 3)
+    assert "finite" in record["averaging"] and "perfect" in record["averaging"]
+    conventions = json.dumps(record["conventions"])
+    assert "unclamped" not in conventions and "clamped to [0, 1]" in record["conventions"]["output"]
+    table = (tmp_path / "exact" / "metrics.md").read_text()
+    assert "1 restored exactly (PSNR infinite, left out of the PSNR mean)" in table and "| b | inf (exact) |" in table
+
+    assert cli.main(["eval", "--checkpoint", str(_identity_checkpoint(tmp_path / "nan.ckpt", nan=True)), "--out",
+                     str(tmp_path / "nan"), *eval_args, "--orders", "0,3"]) == 0
+    record = _strict_json((tmp_path / "nan" / "metrics.json").read_text())
+    assert record["undefined"] == 3 and record["psnr"] is None and record["ssim"] is None
+    assert all(row["psnr"] is None and row["ssim"] is None for row in record["per_image"])
+    assert record["orders"]["0"]["undefined"] == record["orders"]["3"]["undefined"] == 3
+    assert "3 with NaN outputs (left out of both means)" in (tmp_path / "nan" / "metrics.md").read_text()

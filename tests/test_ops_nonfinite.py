@@ -16,7 +16,7 @@ skips them, so an entry may be NaN where torch's is finite, never the other way 
 import pytest
 import torch
 
-from backend_cases import OPS, available_backends, classes, image_names, valid_arguments
+from backend_cases import OPS, available_backends, backend_params, classes, device_of, image_names, marks_for, valid_arguments
 from cuda_emulator import harness
 from taylor_fast import ops, reference
 
@@ -59,34 +59,39 @@ def run(op, args, backend, grad_seed=0):
     outs = getattr(ops, op)(**leaves)
     outs = outs if isinstance(outs, tuple) else (outs,)
     gen = torch.Generator().manual_seed(grad_seed)
-    grad_outs = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in outs]
+    grad_outs = [torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device) for o in outs]
     tensors = [k for k, v in leaves.items() if isinstance(v, torch.Tensor)]
     grads = torch.autograd.grad(outs, [leaves[k] for k in tensors], grad_outs, allow_unused=True)
-    return [o.detach() for o in outs], {k: g for k, g in zip(tensors, grads) if g is not None}
+    return [o.detach().cpu() for o in outs], {k: g.cpu() for k, g in zip(tensors, grads) if g is not None}
 
 
 def oracle(op, args):
+    """The reference on the CPU with torch's native convolution, whichever device args are on."""
+    on_cpu = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
     with torch.backends.mkldnn.flags(enabled=False):
-        return run(op, args, "reference")
+        return run(op, on_cpu, "reference")
 
 
 # The cpu backend in float32 and float64, and through its portable code path (the vector ISAs
-# implement the activation separately); Triton in float32.
+# implement the activation separately); the CUDA kernels in float32 and float64 (CUDA cores:
+# the tensor-core path is bf16/fp16 only); Triton in float32.
 VARIANTS = {"cpu": [("", torch.float32), ("", torch.float64), ("baseline", torch.float32)],
+            "cuda": [("", torch.float32), ("", torch.float64)],
             "triton": [("", torch.float32)]}
 
 
 def cases():
-    """Every (value, activation) at every spot on the cpu backend; on Triton (interpreted: slow)
+    """Every (value, activation) at every spot on the cpu and cuda backends; on Triton (interpreted: slow)
     one combination per spot, in turn, so that each op still meets all six."""
     for op in OPS:
         spots = [s for s in SPOTS if s != "acc" or op == "taylor_step"]
         for i, spot in enumerate(spots):
             for backend in FUSED:
-                combos = COMBOS if backend == "cpu" else [COMBOS[i % len(COMBOS)]]
+                combos = COMBOS if backend in ("cpu", "cuda") else [COMBOS[i % len(COMBOS)]]
                 for isa, dtype in VARIANTS[backend]:
                     variant = "-".join(filter(None, [backend, isa, str(dtype)[6:]]))
-                    yield pytest.param(backend, isa, dtype, op, spot, combos, id=f"{variant}-{op}-{spot}")
+                    yield pytest.param(backend, isa, dtype, op, spot, combos, id=f"{variant}-{op}-{spot}",
+                                       marks=marks_for(backend, device_of(backend)))
 
 
 @pytest.mark.parametrize("backend,isa,dtype,op,spot,combos", list(cases()))
@@ -114,7 +119,7 @@ def test_nan_and_inf_propagate_as_in_the_reference(backend, isa, dtype, op, spot
             assert_close_where_finite(got, want, what)
 
 
-@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("backend", backend_params(FUSED))
 def test_a_nan_stays_in_its_image(backend):
     """Batch entries never mix: a NaN in image 0 leaves image 1 bitwise what it is alone."""
     args = valid_arguments("taylor_expand", backend=backend)

@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from backend_cases import OPS, available_backends, classes
+from backend_cases import OPS, backend_params, classes
 from property_worker import IMAGE_NAMES, WEIGHT_NAMES, build, order_name, run_in_child, tensor_names
 from taylor_fast import reference
 
@@ -226,7 +226,7 @@ def check(case, oracle):
         assert_matches(grad, want_grads[name], case, f"gradient of {name}", strict=not case["nonfinite"])
 
 
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", backend_params())
 def test_random_calls_give_the_reference_result_or_a_clear_error(backend):
     @settings(max_examples=EXAMPLES[backend], deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

@@ -4,29 +4,32 @@ import math
 import pytest
 import torch
 
-from backend_cases import OPS, available_backends, image_names, outputs_and_grads, valid_arguments
+from backend_cases import OPS, available_backends, backend_params, device_of, image_names, marks_for, outputs_and_grads, valid_arguments
 from conftest import make_weights
 from cuda_emulator import harness
 from taylor_fast import ops, reference
 
-BACKENDS = available_backends()
+BACKENDS = backend_params()
 
 
 def fp64_reference(op, args):
-    """outputs_and_grads of the reference on args in float64, torch's native convolution (it
-    multiplies the zero padding like the fused kernels: test_ops_nonfinite)."""
-    exact = {k: v.double() if isinstance(v, torch.Tensor) else v for k, v in args.items() if k != "backend"}
+    """outputs_and_grads of the reference on args in float64 on the CPU, torch's native
+    convolution (it multiplies the zero padding like the fused kernels: test_ops_nonfinite)."""
+    exact = {k: v.double().cpu() if isinstance(v, torch.Tensor) else v for k, v in args.items() if k != "backend"}
     with torch.backends.mkldnn.flags(enabled=False):
         return outputs_and_grads(lambda a: getattr(reference, op)(**a), exact)
 
 
 def fused(op, args):
-    return outputs_and_grads(lambda a: getattr(ops, op)(**a), args)
+    """outputs_and_grads of the public op, moved to the CPU to meet the reference's."""
+    outs, grads = outputs_and_grads(lambda a: getattr(ops, op)(**a), args)
+    return tuple(t.cpu() for t in outs), [t.cpu() for t in grads]
 
 
 # Triton's taylor_expand is left out: it takes 1/k! as floats (triton/_tiling.inverse_factorial),
 # and 32 interpreted orders take over 10 s
-@pytest.mark.parametrize("op,backend", [(op, b) for op in OPS for b in BACKENDS
+@pytest.mark.parametrize("op,backend", [pytest.param(op, b, marks=marks_for(b, device_of(b)))
+                                        for op in OPS for b in available_backends()
                                         if (op, b) != ("taylor_expand", "triton")])
 def test_the_largest_order_runs(op, backend):
     """k = 31 and order 32 are accepted, and (k+1)! passes int64 from k = 20 on: the reference and

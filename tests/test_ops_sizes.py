@@ -4,7 +4,7 @@ at an 8K-like aspect ratio through many tiles."""
 import pytest
 import torch
 
-from backend_cases import OPS, available_backends, image_names, outputs_and_grads, valid_arguments
+from backend_cases import OPS, backend_params, image_names, outputs_and_grads, valid_arguments
 from taylor_fast import ops, reference
 from taylor_fast.engine import evaluate, model, tiling
 from taylor_fast.engine.config import DEFAULTS
@@ -23,7 +23,7 @@ def reference_call(op, args):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", backend_params())
 def test_tiny_and_empty_images_match_the_reference(backend, op, size):
     n, h, w = size
     args = valid_arguments(op, n=n, h=h, w=w, dtype=torch.float32, backend=backend)

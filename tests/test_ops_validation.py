@@ -4,7 +4,7 @@ backend is chosen (so before any kernel runs)."""
 import pytest
 import torch
 
-from backend_cases import OPS, available_backends, call, image_names, valid_arguments
+from backend_cases import OPS, backend_params, call, image_names, marks_for, valid_arguments
 from taylor_fast import _dispatch
 
 
@@ -150,10 +150,11 @@ def no_dispatch(monkeypatch):
     return chosen
 
 
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", backend_params())
 @pytest.mark.parametrize("op,spoil,error,pattern", list(cases()))
 def test_malformed_call_is_refused_before_any_kernel(op, spoil, error, pattern, backend, no_dispatch):
-    args = valid_arguments(op, backend=backend)
+    # CPU tensors whatever the backend: validation runs before any device is touched
+    args = valid_arguments(op, backend=backend, device="cpu")
     spoil(args, op)
     with pytest.raises(error, match=pattern) as raised:
         call(op, args)
@@ -161,7 +162,7 @@ def test_malformed_call_is_refused_before_any_kernel(op, spoil, error, pattern, 
     assert no_dispatch == [], "validation let the call through to a backend"
 
 
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", backend_params())
 @pytest.mark.parametrize("op", OPS)
 def test_valid_call_reaches_the_backend(op, backend, no_dispatch):
     """The control for the test above: the unspoilt arguments do run."""
@@ -170,15 +171,12 @@ def test_valid_call_reaches_the_backend(op, backend, no_dispatch):
     assert all(t.shape == (2, 3, 7, 9) and t.isfinite().all() for t in (out if isinstance(out, tuple) else (out,)))
 
 
-@pytest.mark.parametrize("backend", ["cpu", "triton", "cuda"])
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=marks_for(b, "meta")) for b in ("cpu", "triton", "cuda")])
 @pytest.mark.parametrize("op", OPS)
 def test_fused_backend_on_another_device_is_refused_in_python(op, backend):
     """Every tensor on "meta": a fused backend asked for explicitly raises a clear RuntimeError
     from Python (no kernel is looked up); "auto" takes the reference, which runs on meta."""
-    args = valid_arguments(op, backend=backend)
-    for name, value in args.items():
-        if isinstance(value, torch.Tensor):
-            args[name] = value.to("meta")
+    args = valid_arguments(op, backend=backend, device="meta")
     with pytest.raises(RuntimeError, match=rf"taylor_fast.ops.{op}: backend '{backend}' cannot run this call: "):
         call(op, args)
     args["backend"] = "auto"

@@ -15,14 +15,15 @@ import pytest
 import torch
 
 import taylor_fast
+from backend_cases import device_of, marks_for
 from conftest import make_images, make_weights
 from taylor_fast import _validation, ops, reference
 from taylor_fast.triton import TritonBackend  # without triton this module fails: it must not skip
 from taylor_fast.triton import _tiling
 
-pytestmark = pytest.mark.triton
 INTERPRETED = TritonBackend().interpreted
-DEVICE = "cpu" if INTERPRETED else "cuda"
+DEVICE = device_of("triton")
+pytestmark = marks_for("triton", DEVICE)
 ops_ = torch.ops.taylor_fast
 
 SHAPES = [(1, 3, 5, 7), (2, 3, 4, 6), (1, 1, 3, 9)]
@@ -36,14 +37,9 @@ def test_backend_is_available_here():
 
 
 @pytest.fixture(autouse=True)
-def exact_fp32_and_seed():
-    """fp32 products stay fp32 on a GPU too (the kernels follow cudnn.allow_tf32, as eager does);
-    the random upstream gradients are the same on every run."""
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
+def seed():
+    """The random upstream gradients are the same on every run (conftest keeps fp32 exact)."""
     torch.manual_seed(0)
-    yield
-    torch.backends.cudnn.allow_tf32 = saved
 
 
 def problem(shape, order, per_order, hidden=8, seed=0):
@@ -320,6 +316,9 @@ def test_real_sizes_within_twice_the_eager_error(shape, per_order, precision):
 
 @pytest.mark.cuda
 def test_inductor_compiles_the_triton_op():
+    # TF32 on both sides (torch's default): the compiled and the eager call run the same kernels,
+    # and exact fp32's 3xTF32 kernels are the slowest to compile (tens of seconds each)
+    torch.backends.cudnn.allow_tf32 = True
     inputs = problem((2, 3, 64, 80), 3, False, hidden=32)
 
     def loss(*t):

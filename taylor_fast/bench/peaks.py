@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from .grid import allows_tf32, tensor_dtype
+
 # name pattern -> (board, {dtype: dense TFLOP/s}, HBM GB/s). fp32 is the CUDA-core figure; tf32
 # is the tensor-core figure fp32 convolutions use when torch.backends.cudnn.allow_tf32 is on.
 # Sources: NVIDIA H100 and H200 Tensor Core GPU datasheets (sparsity figures halved).
@@ -134,10 +136,16 @@ def _median_seconds(fn, device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measured_matmul_gflops(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 5) -> float:
+def measured_matmul_gflops(device: str, precision: str, n: int | None = None, repeats: int = 5) -> float:
+    """torch.matmul's rate in `precision` (a bench precision name: "tf32" is fp32 on TF32 tensor cores)."""
     n = n or MATMUL_N[device]
-    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-    return 2.0 * n ** 3 / _median_seconds(lambda: torch.matmul(a, b), device, repeats) / 1e9
+    a, b = (torch.randn(n, n, device=device).to(getattr(torch, tensor_dtype(precision))) for _ in range(2))
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allows_tf32(precision)
+    try:
+        return 2.0 * n ** 3 / _median_seconds(lambda: torch.matmul(a, b), device, repeats) / 1e9
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def measured_copy_gbps(device: str, nbytes: int | None = None, repeats: int = 5) -> float:
@@ -147,11 +155,11 @@ def measured_copy_gbps(device: str, nbytes: int | None = None, repeats: int = 5)
     return 2.0 * nbytes / _median_seconds(lambda: dst.copy_(src), device, repeats) / 1e9
 
 
-def device_peaks(device: str, dtypes) -> dict:
-    """The peaks of `device` for the dtypes a run used (see the module docstring)."""
+def device_peaks(device: str, precisions) -> dict:
+    """The peaks of `device` for the precisions a run used (see the module docstring)."""
     peaks = {
         "measured": {
-            "matmul_gflops": {str(d).removeprefix("torch."): measured_matmul_gflops(device, d) for d in dtypes},
+            "matmul_gflops": {p: measured_matmul_gflops(device, p) for p in precisions},
             "copy_gbps": measured_copy_gbps(device),
             "method": f"median of 5 torch.matmul {MATMUL_N[device]}^3; median of 5 copies of "
                       f"{COPY_BYTES[device] >> 20} MiB counted as read + write",

@@ -91,17 +91,16 @@ def busy_note(env: dict) -> str | None:
             "other processes inflate and scatter these timings: re-record on an idle machine")
 
 
-def _peak_gflops(peaks: dict, dtype: str) -> dict:
-    out = {"measured_matmul": peaks["measured"]["matmul_gflops"].get(dtype)}
-    if peaks["measured"].get("fma_float32_gflops") and dtype == "float32":
+def _peak_gflops(peaks: dict, precision: str) -> dict:
+    """The peaks a case in `precision` is held against ("tf32": the tensor-core figures)."""
+    out = {"measured_matmul": peaks["measured"]["matmul_gflops"].get(precision)}
+    if peaks["measured"].get("fma_float32_gflops") and precision == "float32":
         out["measured_fma"] = peaks["measured"]["fma_float32_gflops"]
-    if "theoretical" in peaks and dtype == "float32":
+    if "theoretical" in peaks and precision == "float32":
         out["theoretical"] = peaks["theoretical"]["float32_gflops"]
     sheet = peaks.get("datasheet")
-    if sheet:
-        out["datasheet"] = sheet["tflops_dense"][dtype] * 1e3
-        if dtype == "float32":
-            out["datasheet_tf32"] = sheet["tflops_dense"]["tf32"] * 1e3
+    if sheet and precision in sheet["tflops_dense"]:
+        out["datasheet"] = sheet["tflops_dense"][precision] * 1e3
     return out
 
 
@@ -146,6 +145,19 @@ def document(device: str, grid_name: str, records: list[dict], peaks: dict, memo
         "memory_method": memory_method,
         "ratios": "speed-up: t(baseline) / t(backend) at the same point; > 1 is faster",
         "cases": derive(records, peaks),
+    }
+
+
+def partial_document(device: str, grid_name: str, records: list[dict], planned: int) -> dict:
+    """What a run has measured so far (no peaks or derived figures yet: those come at the end)."""
+    return {
+        "schema": SCHEMA,
+        "partial": f"{len(records)} of {planned} cases; the run had not finished when this was written",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": device_description(device),
+        "grid": grid_name,
+        "environment": environment(device),
+        "cases": records,
     }
 
 

@@ -8,6 +8,7 @@ their name.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -16,7 +17,7 @@ import torch
 from .. import _dispatch, _validation, backbones, ops
 from ..taylornet import DerivativeG, TaylorNet, taylor_loss
 from . import cost
-from .grid import CaseSpec
+from .grid import CaseSpec, allows_tf32, tensor_dtype
 
 COMPILED_SUFFIX = "_compiled"
 
@@ -52,6 +53,8 @@ def static_skip_reason(spec: CaseSpec) -> str | None:
     if spec.device == "cuda" and not torch.cuda.is_available():
         return "needs a CUDA GPU (torch sees none)"
     backend = op_backend(spec)
+    if allows_tf32(spec.dtype) and spec.device != "cuda":
+        return "TF32 is a mode of NVIDIA tensor cores (a CUDA precision)"
     if backend == "triton" and spec.device == "cpu":
         return ("Triton runs on CPU tensors only through its interpreter (TRITON_INTERPRET=1), "
                 "a correctness tool, not a performance path")
@@ -61,8 +64,8 @@ def static_skip_reason(spec: CaseSpec) -> str | None:
     return None
 
 
-def _dtype(name: str) -> torch.dtype:
-    return getattr(torch, name)
+def _dtype(precision: str) -> torch.dtype:
+    return getattr(torch, tensor_dtype(precision))
 
 
 def _weights(spec: CaseSpec, device, dtype, requires_grad: bool):
@@ -142,6 +145,18 @@ def _train_step(spec: CaseSpec, device, dtype) -> Workload:
 
     flops, nbytes = cost.case_cost(spec.kind, spec.shape, spec.order, spec.hidden, y.element_size(), backbone, y)
     return Workload(spec, call, flops, nbytes, _warmup_calls(spec))
+
+
+@contextlib.contextmanager
+def precision_flags(spec: CaseSpec):
+    """TF32 on for a "tf32" case and off for every other, while the case is built and timed: the
+    cuDNN flag governs the reference's convolutions and the Triton kernels alike."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allows_tf32(spec.dtype)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 def build(spec: CaseSpec) -> Workload:

@@ -12,15 +12,17 @@ import warnings
 from pathlib import Path
 
 from .image_io import list_images, natural_key
-from .matching import by_stem, match, require_folder, same_name
+from .matching import by_name, by_stem, match, require_folder, same_name
 from .pairs import DatasetError, DatasetWarning, ImageRef, Pair
 from .registry import register
 
 
-def _numbered(folder: Path, prefix: str) -> dict[str, Path]:
-    """{'rain-N': path} for the files named PREFIX-N.ext in `folder` (N keeps its zero padding)."""
+def _numbered(folder: Path, prefix: str) -> tuple[dict[str, Path], list[str]]:
+    """{'rain-N': path} for the files named PREFIX-N.ext in `folder` (N keeps its zero padding),
+    and the names two files share."""
     pattern = re.compile(rf"{prefix}-(\d+)")
-    return {f"rain-{m.group(1)}": p for p in list_images(folder) if (m := pattern.fullmatch(p.stem))}
+    files = [p for p in list_images(folder) if pattern.fullmatch(p.stem)]
+    return by_name(files, key=lambda p: f"rain-{pattern.fullmatch(p.stem).group(1)}")
 
 
 def input_target(input_dir: Path, target_dir: Path, dataset: str, scale: int = 1) -> tuple[list[Pair], list[str]]:
@@ -29,11 +31,13 @@ def input_target(input_dir: Path, target_dir: Path, dataset: str, scale: int = 1
     One of the two folders may be missing: each file of the other then names its partner."""
     if not input_dir.is_dir() and not target_dir.is_dir():
         raise DatasetError(f"{dataset}: expected folders {input_dir} and {target_dir}, which do not exist")
-    inputs, targets = by_stem(input_dir), by_stem(target_dir)
-    if not set(inputs) & set(targets) and len(inputs) == len(targets):
+    (inputs, input_clashes), (targets, target_clashes) = by_stem(input_dir), by_stem(target_dir)
+    clashes = input_clashes + target_clashes
+    if not set(inputs) & set(targets) and len(inputs) == len(targets) and not clashes:
         return [Pair(i.stem, ImageRef(i), ImageRef(t), scale=scale)
                 for i, t in zip(inputs.values(), targets.values())], []
-    return match(inputs, targets, same_name(target_dir), same_name(input_dir), scale=scale)
+    pairs, problems = match(inputs, targets, same_name(target_dir), same_name(input_dir), scale=scale)
+    return pairs, clashes + problems
 
 
 def _exclusions(exclude, dataset: str) -> set[int]:
@@ -59,8 +63,7 @@ def _exclusions(exclude, dataset: str) -> set[int]:
 
 
 def _rain100(input_dir: Path, target_dir: Path, dataset: str, exclude=None):
-    inputs = _numbered(input_dir, "rain")
-    targets = _numbered(target_dir, "norain")
+    (inputs, input_clashes), (targets, target_clashes) = _numbered(input_dir, "rain"), _numbered(target_dir, "norain")
     if exclude is not None:
         dropped = _exclusions(exclude, dataset)
         number = {key: int(key.rsplit("-", 1)[1]) for key in set(inputs) | set(targets)}
@@ -71,8 +74,9 @@ def _rain100(input_dir: Path, target_dir: Path, dataset: str, exclude=None):
         inputs = {k: p for k, p in inputs.items() if number[k] not in dropped}
         targets = {k: p for k, p in targets.items() if number[k] not in dropped}
     # rain-001.png <-> norain-001.png
-    return match(inputs, targets, lambda key, path: target_dir / f"no{path.name}",
-                 lambda key, path: input_dir / path.name[2:])
+    pairs, problems = match(inputs, targets, lambda key, path: target_dir / f"no{path.name}",
+                            lambda key, path: input_dir / path.name[2:])
+    return pairs, input_clashes + target_clashes + problems
 
 
 _RAIN100_TEST = "ROOT/rainy/rain-001.png ... with ground truth ROOT/norain-001.png ..."
@@ -132,7 +136,7 @@ def paired(root, split, input=None, target=None, scale=1):
 def gopro(root, split, blur="blur"):
     """`blur` picks the blurred images: "blur" (most papers) or "blur_gamma"."""
     if blur not in ("blur", "blur_gamma"):
-        raise ValueError(f"blur: expected 'blur' or 'blur_gamma', got {blur!r}")
+        raise DatasetError(f"gopro: option blur: expected 'blur' or 'blur_gamma', got {blur!r}")
     pairs, problems = [], []
     for sequence in sorted((p for p in require_folder(root / split, "gopro").iterdir() if p.is_dir()),
                            key=lambda p: natural_key(p.name)):
@@ -140,10 +144,11 @@ def gopro(root, split, blur="blur"):
         if not any(f.is_dir() for f in folders):
             problems.append(f"missing folders {folders[0]} and {folders[1]}")
             continue
-        inputs, targets = ({f"{sequence.name}/{stem}": p for stem, p in by_stem(f).items()} for f in folders)
+        (inputs, input_clashes), (targets, target_clashes) = (
+            by_name(list_images(f) if f.is_dir() else [], key=lambda p: f"{sequence.name}/{p.stem}") for f in folders)
         found, unpaired = match(inputs, targets, same_name(folders[1]), same_name(folders[0]))
         pairs += found
-        problems += unpaired
+        problems += input_clashes + target_clashes + unpaired
     return pairs, problems
 
 
@@ -156,9 +161,10 @@ def hide(root, split):
     subsets = [test / s for s in ("test-close-ups", "test-long-shot") if (test / s).is_dir()]
     if not subsets:
         raise DatasetError(f"hide: expected folder {test / 'test-close-ups'} or {test / 'test-long-shot'}")
-    inputs = {f"{s.name}/{p.stem}": p for s in subsets for p in list_images(s)}
+    inputs, clashes = by_name([p for s in subsets for p in list_images(s)], key=lambda p: f"{p.parent.name}/{p.stem}")
     targets = {key: truth / p.name for key, p in inputs.items() if (truth / p.name).is_file()}
-    return match(inputs, targets, same_name(truth), None)  # GT/ also holds the training set's ground truth
+    pairs, problems = match(inputs, targets, same_name(truth), None)  # GT/ also holds the training set's ground truth
+    return pairs, clashes + problems
 
 
 def _realblur(root: Path, split: str, camera: str, list_file) -> tuple[list[Pair], list[str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .degradations import Noise
 from .image_io import list_images, natural_key
-from .matching import match, require_folder
+from .matching import by_name, match, require_folder
 from .pairs import DatasetError, ImageRef, Pair
 from .registry import register
 
@@ -18,7 +18,8 @@ def _clean_only(root: Path, dataset: str, sigma, poisson, seed) -> tuple[list[Pa
         raise ValueError(f"{dataset}: give sigma= the noise standard deviation on the 0..255 scale "
                          "(the field uses 15, 25, 50)")
     noise = Noise(sigma, poisson, seed)
-    return [Pair(p.stem, None, ImageRef(p), degradation=noise) for p in list_images(root)], []
+    files, clashes = by_name(list_images(root))  # the noise is seeded by the item name: one file per name
+    return [Pair(name, None, ImageRef(p), degradation=noise) for name, p in files.items()], clashes
 
 
 _NOISE = "; noise made on the fly (options sigma on 0..255, poisson gain, seed)"

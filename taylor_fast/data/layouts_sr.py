@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .degradations import Bicubic, check_scale
 from .image_io import list_images
-from .matching import by_stem, match, require_folder, same_name
+from .matching import by_name, by_stem, match, require_folder, same_name
 from .pairs import ImageRef, Pair
 from .registry import register
 
@@ -15,7 +15,9 @@ _BENCHMARK = "ROOT/GTmod12/NAME.png with ROOT/LRbicx{2,3,4}/NAME.png (BasicSR)"
 def _benchmark(root, dataset: str, scale) -> tuple[list[Pair], list[str]]:
     scale = check_scale(scale, dataset)
     truth, small = require_folder(root / "GTmod12", dataset), root / f"LRbicx{scale}"
-    return match(by_stem(small), by_stem(truth), same_name(truth), same_name(small), scale=scale)
+    (inputs, input_clashes), (targets, target_clashes) = by_stem(small), by_stem(truth)
+    pairs, problems = match(inputs, targets, same_name(truth), same_name(small), scale=scale)
+    return pairs, input_clashes + target_clashes + problems
 
 
 @register("set5", layout=_BENCHMARK, splits=("test",), count=5)
@@ -50,14 +52,17 @@ def div2k(root, split, scale=None):
     truth = require_folder(root / f"DIV2K_{split}_HR", "div2k")
     small = root / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
     suffix = f"x{scale}"
-    inputs = {stem[: -len(suffix)]: p for stem, p in by_stem(small).items() if stem.endswith(suffix)}
-    return match(inputs, by_stem(truth), lambda key, path: truth / f"{key}{path.suffix}",
-                 lambda key, path: small / f"{key}{suffix}{path.suffix}", scale=scale)
+    (inputs, input_clashes), (targets, target_clashes) = by_stem(small), by_stem(truth)
+    inputs = {stem[: -len(suffix)]: p for stem, p in inputs.items() if stem.endswith(suffix)}
+    pairs, problems = match(inputs, targets, lambda key, path: truth / f"{key}{path.suffix}",
+                            lambda key, path: small / f"{key}{suffix}{path.suffix}", scale=scale)
+    return pairs, input_clashes + target_clashes + problems
 
 
 @register("hr-folder", layout="ROOT/* high-resolution images; the x{2,3,4} inputs made on the fly by MATLAB-style "
           "bicubic downsampling (each image cropped to a multiple of the scale first)")
 def hr_folder(root, split, scale=None):
     degradation = Bicubic(check_scale(scale, "hr-folder"))
-    return [Pair(p.stem, None, ImageRef(p, multiple=degradation.scale), scale=degradation.scale,
-                 degradation=degradation) for p in list_images(root)], []
+    files, clashes = by_name(list_images(root))
+    return [Pair(name, None, ImageRef(p, multiple=degradation.scale), scale=degradation.scale,
+                 degradation=degradation) for name, p in files.items()], clashes

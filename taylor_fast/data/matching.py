@@ -1,6 +1,7 @@
-"""What the layout readers share: required folders, and pairing inputs with targets by item
-name, where an input without its target (or a target without its input) is reported with the
-exact file that was expected."""
+"""What the layout readers share: required folders, item names (two files sharing one are
+reported, not narrowed to one), and pairing inputs with targets by item name, where an input
+without its target (or a target without its input) is reported with the exact file that was
+expected."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,10 +20,21 @@ def require_folder(path: Path, dataset: str) -> Path:
     return path
 
 
-def by_stem(folder: Path) -> dict[str, Path]:
-    """{file name without extension: path} of the images in `folder` ({} when it does not exist,
-    so that every file of the other half names the partner it lacks)."""
-    return {p.stem: p for p in list_images(folder)} if folder.is_dir() else {}
+def by_name(files: list[Path], key: Callable[[Path], str] = lambda p: p.stem) -> tuple[dict[str, Path], list[str]]:
+    """{key: file}, and a problem for each key that two files share (a.png and a.jpg): which one is
+    meant cannot be guessed, so neither is used."""
+    found: dict[str, list[Path]] = {}
+    for path in files:
+        found.setdefault(key(path), []).append(path)
+    problems = [f"ambiguous name: {' and '.join(str(p) for p in paths)} are both item {name!r}; keep one of them"
+                for name, paths in found.items() if len(paths) > 1]
+    return {name: paths[0] for name, paths in found.items() if len(paths) == 1}, problems
+
+
+def by_stem(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """by_name() of the images in `folder` ({} when it does not exist, so that every file of the
+    other half names the partner it lacks)."""
+    return by_name(list_images(folder)) if folder.is_dir() else ({}, [])
 
 
 def match(inputs: dict[str, Path], targets: dict[str, Path], target_for: Partner, input_for: Partner | None,

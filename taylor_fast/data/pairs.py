@@ -99,10 +99,12 @@ def pair_problem(pair: Pair, full: bool) -> str | None:
     return None
 
 
-def settle(dataset: str, pairs: list[Pair], problems: list[str], skip_bad: bool, verify: str) -> list[Pair]:
+def settle(dataset: str, pairs: list[Pair], problems: list[str], skip_bad: bool, verify: str,
+           skip_hint: str = "skip_bad=True") -> list[Pair]:
     """Check every pair; raise on the first problem, or drop bad pairs with one DatasetWarning.
 
-    `problems` holds what the layout already found (files without a partner)."""
+    `problems` holds what the layout already found (files without a partner); the error names
+    `skip_hint` as the way to skip them."""
     if verify not in ("header", "full"):
         raise ValueError(f"verify: expected 'header' or 'full', got {verify!r}")
     good, problems = [], list(problems)
@@ -114,7 +116,7 @@ def settle(dataset: str, pairs: list[Pair], problems: list[str], skip_bad: bool,
             problems.append(problem)
     if problems and not skip_bad:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise DatasetError(f"{dataset}: {problems[0]}{more}; pass skip_bad=True to skip such pairs")
+        raise DatasetError(f"{dataset}: {problems[0]}{more}; pass {skip_hint} to skip such pairs")
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         warnings.warn(f"{dataset}: skipped {len(problems)} problem(s):\n  {shown}", DatasetWarning, stacklevel=3)

@@ -1,4 +1,4 @@
-"""Decoder for 16-bit PNGs.
+"""Decoder and encoder for 16-bit PNGs.
 
 Pillow reads 16-bit grey PNGs exactly but silently reduces 16-bit RGB/RGBA PNGs to 8 bits, and
 neither it nor anything else installed here keeps their precision, so this module decodes them:
@@ -14,6 +14,7 @@ import numpy as np
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel (grey, RGB, grey+alpha, RGBA)
+_COLOUR_TYPES = {channels: colour for colour, channels in _CHANNELS.items()}
 
 
 def is_png16(path: Path) -> bool:
@@ -100,15 +101,18 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def write_png16(path: Path, samples: np.ndarray) -> None:
-    """Save uint16 (H, W, C) samples, C = 1 (grey) or 3 (RGB), as a 16-bit PNG. Every row uses the
-    Up filter (the byte difference to the row above), which suits photographs and vectorises."""
-    if samples.dtype != np.uint16 or samples.ndim != 3 or samples.shape[2] not in (1, 3):
-        raise ValueError(f"samples: expected uint16 (H, W, 1 or 3), got {samples.dtype} {samples.shape}")
+def write_png16(path: Path, samples: np.ndarray, icc_profile: bytes | None = None) -> None:
+    """Save uint16 (H, W, C) samples, C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA), as a
+    16-bit PNG, with `icc_profile` in an iCCP chunk when given. Every row uses the Up filter (the
+    byte difference to the row above), which suits photographs and vectorises."""
+    if samples.dtype != np.uint16 or samples.ndim != 3 or samples.shape[2] not in _COLOUR_TYPES:
+        raise ValueError(f"samples: expected uint16 (H, W, 1..4), got {samples.dtype} {samples.shape}")
     height, width, channels = samples.shape
     rows = np.ascontiguousarray(samples, dtype=">u2").view(np.uint8).reshape(height, width * channels * 2)
     above = np.vstack([np.zeros((1, rows.shape[1]), np.uint8), rows[:-1]])
     filtered = np.hstack([np.full((height, 1), 2, np.uint8), rows - above])  # uint8 wraps mod 256, as PNG wants
-    header = struct.pack(">IIBBBBB", width, height, 16, 0 if channels == 1 else 2, 0, 0, 0)
-    Path(path).write_bytes(SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
-                           + _chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", width, height, 16, _COLOUR_TYPES[channels], 0, 0, 0)
+    # iCCP (PNG spec 11.3.3.3): profile name, NUL, compression method 0 (zlib), compressed profile
+    profile = _chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)) if icc_profile else b""
+    Path(path).write_bytes(SIGNATURE + _chunk(b"IHDR", header) + profile
+                           + _chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6)) + _chunk(b"IEND", b""))

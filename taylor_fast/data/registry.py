@@ -47,7 +47,7 @@ def names() -> list[str]:
 
 def spec(name: str) -> DatasetSpec:
     if name not in _REGISTRY:
-        raise ValueError(f"dataset: unknown name {name!r}; known: {', '.join(names())}")
+        raise DatasetError(f"unknown dataset name {name!r}; known: {', '.join(names())}")
     return _REGISTRY[name]
 
 
@@ -57,7 +57,8 @@ def _resolve_split(entry: DatasetSpec, split: str | None) -> str | None:
     if split is None:
         return "test" if "test" in entry.splits else entry.splits[0]
     if split not in entry.splits:
-        raise ValueError(f"split: {entry.name} has {' and '.join(map(repr, entry.splits))}, got {split!r}")
+        raise DatasetError(f"{entry.name} has the split{'s' if len(entry.splits) > 1 else ''} "
+                           f"{' and '.join(map(repr, entry.splits))}, got {split!r}")
     return split
 
 
@@ -71,8 +72,26 @@ def _channels(entry: DatasetSpec, channels) -> int:
     return channels
 
 
+def unknown_options(name: str, options) -> str | None:
+    """Why `name` cannot take the options named in `options`, or None when it takes them all."""
+    entry = spec(name)
+    unknown = sorted(set(options) - set(entry.options()))
+    if not unknown:
+        return None
+    return f"{entry.name} does not take {', '.join(unknown)}; it takes {', '.join(entry.options()) or 'no options'}"
+
+
+def applied_split(name: str, split: str | None) -> str | None:
+    """The split open_dataset(name, split=split) reads: the layout's default when `split` is None,
+    and None for the layouts whose ROOT is the set itself (they take no split). DatasetError when
+    the layout has no such split."""
+    entry = spec(name)
+    return None if entry.splits is None else _resolve_split(entry, split)
+
+
 def open_dataset(name: str, root=None, split: str | None = None, *, skip_bad: bool = False,
-                 verify: str = "header", channels: int | None = None, **options) -> PairedImages:
+                 verify: str = "header", skip_hint: str = "skip_bad=True", channels: int | None = None,
+                 **options) -> PairedImages:
     """Open the benchmark `name` stored under `root` in its distributed layout (see names()).
 
     split: "train" or "test" for layouts that hold both; the default is "test" where the layout
@@ -81,6 +100,7 @@ def open_dataset(name: str, root=None, split: str | None = None, *, skip_bad: bo
         one DatasetWarning listing them, instead of raising DatasetError naming the first.
     verify: "header" checks existence, format and size from file headers when opening (fast);
         "full" decodes every image once, catching truncated files too.
+    skip_hint: how the caller turns skip_bad on, named in the error (a command passes its flag).
     channels: 3 reads colour images, 1 grey ones (colour files become their luma); the default
         is 1 for the grey test sets (bsd68, set12), which refuse 3, and 3 for the others.
     options: layout-specific (e.g. gopro's blur="blur_gamma", rain100h-train's exclude=FILE,
@@ -88,10 +108,9 @@ def open_dataset(name: str, root=None, split: str | None = None, *, skip_bad: bo
     Never writes anything.
     """
     entry = spec(name)
-    unknown = sorted(set(options) - set(entry.options()))
-    if unknown:
-        takes = ", ".join(entry.options()) or "no options"
-        raise TypeError(f"open_dataset: {name} does not take {', '.join(unknown)}; it takes {takes}")
+    problem = unknown_options(name, options)
+    if problem:
+        raise TypeError(f"open_dataset: {problem}")
     split = _resolve_split(entry, split)
     channels = _channels(entry, channels)
     if root is not None:
@@ -103,7 +122,7 @@ def open_dataset(name: str, root=None, split: str | None = None, *, skip_bad: bo
     pairs, problems = entry.lister(root, split, **options)
     if not pairs and not problems:
         raise DatasetError(f"{name}: no image pairs found under {root}; expected {entry.layout}")
-    pairs = settle(name, pairs, problems, skip_bad, verify)
+    pairs = settle(name, pairs, problems, skip_bad, verify, skip_hint)
     if not pairs:
         raise DatasetError(f"{name}: no usable image pairs left under {root} after skipping problems")
     if entry.count is not None and len(pairs) != entry.count:

@@ -7,11 +7,18 @@ disk at any moment leaves either the previous checkpoint or the new one, never a
 of the tensor bytes in the header catches files damaged after writing.
 
 The state is a tree of dicts, lists, tuples, Counters, strings, numbers, booleans, None and
-tensors; anything else is refused when saving.
+tensors; anything else is refused when saving. Each tensor is stored under its place in the tree
+(`model.mapping.body.0.weight`, `optimizer.state[0].exp_avg`), so any safetensors reader finds
+the weights by name:
+
+    weights = {k.removeprefix("model."): v for k, v in safetensors.torch.load_file(path).items()
+               if k.startswith("model.")}
+
+The JSON tree names the tensor at each place, so files written with numbered tensors (t0, t1, ...,
+before the names were readable) load the same way.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 from collections import Counter, OrderedDict
@@ -32,9 +39,16 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be written or read; the message names the file and the reason."""
 
 
+def _place(where: str, key) -> str:
+    """The name of the item `key` of the mapping at `where` (state dicts' keys join with dots)."""
+    return f"{where}.{key}" if isinstance(key, str) else f"{where}[{key!r}]"
+
+
 def _encode(node, tensors: dict, where: str):
     if isinstance(node, torch.Tensor):
-        name = f"t{len(tensors)}"
+        name = where.removeprefix("state.")
+        if name in tensors:  # a dict key with a dot can spell another place's name: keep both
+            name = f"{name}#{len(tensors)}"
         tensors[name] = node.detach().to("cpu", copy=True).contiguous()  # own storage: no shared-memory views
         return {"__tensor__": name}
     if isinstance(node, dict):
@@ -44,7 +58,7 @@ def _encode(node, tensors: dict, where: str):
         if kind == "dict" and all(isinstance(k, str) and not k.startswith("__") for k in node):
             return {k: _encode(v, tensors, f"{where}.{k}") for k, v in node.items()}
         return {"__mapping__": kind,
-                "items": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in node.items()]}
+                "items": [[_encode(k, tensors, where), _encode(v, tensors, _place(where, k))] for k, v in node.items()]}
     if isinstance(node, tuple):
         return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(node)]}
     if isinstance(node, list):
@@ -87,14 +101,15 @@ def save(path, state: dict) -> None:
     try:
         atomic.replace(path, serialize(tensors, metadata=metadata))
     except OSError as exc:
-        why = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
-        kept = f"the previous checkpoint {path} is intact" if path.exists() else "no earlier checkpoint existed"
-        raise CheckpointError(f"could not write checkpoint {path}: {why}; {kept}") from exc
+        raise CheckpointError(atomic.failure(path, exc, "checkpoint")) from exc
 
 
 def load(path) -> dict:
     """The state saved by save(); CheckpointError says why a file cannot be used."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; give the checkpoint file itself (a run folder holds "
+                              "last.ckpt)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     size = path.stat().st_size

@@ -10,7 +10,8 @@ super-resolution, the patch size) wherever no file or flag sets them: TASK_DEFAU
 
 Strings in dataset roots and options may use environment variables (`${TAYLOR_FAST_DATA}/GoPro`),
 so the committed grid runs on any machine. Output locations (`paths.*`) are relative to the run
-folder and may not leave it (see paths.py); the run folder itself only comes from `--out`.
+folder and may neither leave it nor land on the run's own files or on each other (see paths.py);
+the run folder itself only comes from `--out`.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from .paths import check_run_relative
+from ..data import DatasetError
+from ..data.registry import applied_split, spec, unknown_options
+from .paths import check_run_locations
 
 # The paper's recipe (section 4.3): Adam 1e-3, 100 epochs, lr x0.2 at epochs 30/50/80, batch 4,
 # patch 100, lam 1, order 3, G shared across orders with 32 hidden channels.
@@ -82,7 +85,7 @@ DEFAULTS = {
         "images_every": 500,  # iterations between TensorBoard image grids (0: never)
         "progress": True,
     },
-    "paths": {  # relative to the run folder, which they may not leave (RUN/last.ckpt and RUN/config.yaml are fixed)
+    "paths": {  # relative to the run folder, which they may not leave (last.ckpt, config.yaml and the lock are fixed)
         "tensorboard": "tb",
         "log": "train.log",
     },
@@ -95,10 +98,12 @@ _NULLABLE = {"name": ("", "a string"), "data.train.root": ("", "a folder path"),
              "train.iters": (1, "an integer"), "train.grad_clip": (1.0, "a number")}
 _EVAL_SET_KEYS = {"label", "dataset", "root", "split", "options"}
 # what a resumed run may change: its length, logging, checkpointing, where the data lies, speed
-# settings and evaluation; everything else (model, data drawn, seeds, optimiser recipe) stays
+# settings and evaluation, and the learning rate and gradient clipping (the way past a divergence,
+# noted in the run's log); everything else (model, data drawn, seeds, the rest of the optimiser
+# recipe) stays
 RESUME_MAY_CHANGE = ("name", "train.epochs", "train.iters", "train.amp", "train.compile", "train.checkpoint_every",
-                     "train.deterministic", "data.train.root", "data.train.workers", "data.train.skip_bad",
-                     "eval", "log", "paths")
+                     "train.deterministic", "train.lr", "train.grad_clip", "data.train.root", "data.train.workers",
+                     "data.train.skip_bad", "eval", "log", "paths")
 TASKS = ("derain", "deblur", "denoise", "sr", "other")
 _CHOICES = {
     "task": TASKS,
@@ -215,7 +220,7 @@ def _read_yaml(path: Path, chain: tuple[Path, ...]) -> list[tuple[Path, dict]]:
     try:
         settings = _load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(settings, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(settings).__name__}")
     base = settings.pop("base", None)
@@ -241,15 +246,16 @@ def complete(saved: dict) -> dict:
     return fill(saved, DEFAULTS)
 
 
-def parse_assignment(text: str) -> tuple[str, object]:
-    """'train.lr=5e-4' -> ('train.lr', 0.0005); the value is read as YAML (numbers, lists, null)."""
+def parse_assignment(text: str, option: str = "--set", example: str = "train.lr=5e-4") -> tuple[str, object]:
+    """'train.lr=5e-4' -> ('train.lr', 0.0005); the value is read as YAML (numbers, lists, null).
+    `option` and `example` name the command-line option in errors."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set: expected KEY=VALUE (e.g. train.lr=5e-4), got {text!r}")
+        raise ConfigError(f"{option}: expected KEY=VALUE (e.g. {example}), got {text!r}")
     try:
         return key.strip(), _load_yaml(value)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text}: the value is not valid YAML: {exc}") from None
+        raise ConfigError(f"{option} {text}: the value is not valid YAML: {' '.join(str(exc).split())}") from None
 
 
 def _task_defaults(config: dict, given: set) -> None:
@@ -325,8 +331,7 @@ def validate(config: dict) -> None:
         if key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(f"{key}: expected one of {', '.join(map(str, _CHOICES[key]))}, got {value!r}")
     _check_ranges(config)
-    for key, rel in config["paths"].items():
-        check_run_relative(rel, f"paths.{key}")
+    check_run_locations({f"paths.{key}": rel for key, rel in config["paths"].items()})
 
 
 def _positive(config, *keys, zero_ok=False):
@@ -344,7 +349,8 @@ def _check_ranges(config: dict) -> None:
     _positive(config, "train.epochs", "train.iters", "train.lr", "train.gamma", "train.checkpoint_every",
               "train.grad_clip", "data.train.patch", "data.train.batch_size", "data.train.repeat", "log.every",
               "model.scale")
-    _positive(config, "seed", "model.order", "model.hidden", "train.weight_decay", "train.lam", "data.train.workers",
+    _positive(config, "model.hidden")
+    _positive(config, "seed", "model.order", "train.weight_decay", "train.lam", "data.train.workers",
               "log.images_every", "eval.crop_border", zero_ok=True)
     if config["model"]["order"] > 32:
         raise ConfigError(f"model.order: expected 0..32, got {config['model']['order']}")
@@ -363,6 +369,13 @@ def _check_ranges(config: dict) -> None:
         if not isinstance(entry["label"], str) or not entry["label"] or "/" in entry["label"] or entry["label"] in (
                 ".", ".."):
             raise ConfigError(f"{where}.label: expected a plain name (it becomes a folder), got {entry['label']!r}")
+        if not isinstance(entry.get("options", {}), dict):
+            raise ConfigError(f"{where}.options: expected a mapping, got {entry['options']!r}")
+        check_dataset(entry["dataset"], entry.get("split"), entry.get("options", {}),
+                      (f"{where}.dataset", f"{where}.split", f"{where}.options"))
+    data = config["data"]["train"]
+    check_dataset(data["dataset"], data["split"], data["options"],
+                  ("data.train.dataset", "data.train.split", "data.train.options"))
 
 
 def _check_task(config: dict) -> None:
@@ -379,9 +392,42 @@ def _check_task(config: dict) -> None:
                           "use rgb (every channel: the grey one)")
 
 
-def expand(value):
-    """Environment variables in a path string (${VAR} or $VAR); other values unchanged."""
-    return os.path.expandvars(value) if isinstance(value, str) else value
+def check_dataset(name, split, options: dict, labels: tuple[str, str, str]) -> None:
+    """ConfigError when the dataset `name` is unknown or does not take `split` or one of `options`,
+    naming the setting at fault by its label in `labels` (dataset, split, options). Read from the
+    registry alone: nothing on disk is looked at yet."""
+    dataset_label, split_label, options_label = labels
+    try:
+        if not isinstance(name, str):
+            raise DatasetError(f"expected a dataset name, got {name!r}")
+        spec(name)
+    except DatasetError as exc:
+        raise ConfigError(f"{dataset_label}: {exc}") from None
+    try:
+        applied_split(name, split)
+    except DatasetError as exc:
+        raise ConfigError(f"{split_label}: {exc}") from None
+    problem = unknown_options(name, options)
+    if problem:
+        raise ConfigError(f"{options_label}: {problem}")
+
+
+_VARIABLE = re.compile(r"\$(?:(\w+)|\{([^}]*)\})")
+
+
+def expand(value, key: str = "a path"):
+    """Environment variables in a path string (${VAR} or $VAR); other values unchanged. A variable
+    that is unset or empty is a ConfigError naming it and `key` (the setting that uses it), not
+    a literal '${VAR}' or a path that silently starts at /."""
+    if not isinstance(value, str):
+        return value
+    for match in _VARIABLE.finditer(value):
+        name = match.group(1) or match.group(2)
+        if not os.environ.get(name):
+            state = "is empty" if name in os.environ else "is not set"
+            raise ConfigError(f"{key}: {value!r} uses the environment variable {name}, which {state}; "
+                              f"export {name}=FOLDER (for datasets, the folder holding them) or give the path itself")
+    return os.path.expandvars(value)
 
 
 def dump(config: dict) -> str:

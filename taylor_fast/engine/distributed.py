@@ -42,6 +42,14 @@ class Processes:
         dist.all_reduce(values)
         return values.cpu() / self.world
 
+    def largest(self, value: int) -> int:
+        """The largest `value` over all processes (so that all take the same decision)."""
+        if not self.distributed:
+            return value
+        values = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return int(values.item())
+
     def gather(self, obj) -> list:
         """[obj of rank 0, obj of rank 1, ...] on every process."""
         if not self.distributed:

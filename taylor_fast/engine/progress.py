@@ -55,6 +55,11 @@ class TrainLog:
         self._file.write(text + "\n")
         tqdm.write(text, file=sys.stderr)
 
+    def record(self, text: str) -> None:
+        """A line for the log file alone (what the command reports on stderr itself)."""
+        if self.active:
+            self._file.write(text + "\n")
+
     def close(self) -> None:
         if not self.active:
             return

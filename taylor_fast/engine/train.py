@@ -5,12 +5,22 @@ Exact resumption: the data drawn depends only on (seed, epoch, position) (see sa
 the checkpoint holds the weights, the optimiser and scheduler state, every process's RNG states
 and the iteration reached, so a run killed and resumed sees the same batches and takes the same
 steps as one that never stopped.
+
+One writer per run: rank 0 holds the run folder's lock (lock.py) from before the checkpoint is
+read until the last save. SIGINT or SIGTERM ends the run after the current step, with a
+checkpoint (interrupt.py); all processes stop at the same step. A diverged run (a non-finite loss,
+weight or optimiser moment) is never saved; it can be resumed from its last checkpoint with a
+lower train.lr or a train.grad_clip, the one change besides length, logging and speed settings
+that a resumed run may make to its recipe.
 """
 from __future__ import annotations
 
 import os
+import signal
 import time
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -21,15 +31,15 @@ from torch.utils.data import DataLoader
 from .. import __version__
 from ..data import TrainingPatches
 from ..taylornet import TaylorNet, select_output, taylor_loss
-from . import atomic, checkpoint, distributed, model, rng
+from . import atomic, checkpoint, distributed, lock, model, rng
 from .config import ConfigError, dump
 from .datasets import open_for_model
-from .paths import inside
+from .interrupt import StopRequest
+from .paths import CHECKPOINT, CONFIG, inside
 from .progress import TrainLog, image_grid
 from .sampler import EpochSampler, Repeated
 
-CHECKPOINT = "last.ckpt"
-CONFIG = "config.yaml"
+_FOLDERS = ("tensorboard",)  # paths.* entries that name a folder; the others name a file
 
 
 class TrainingError(RuntimeError):
@@ -77,14 +87,18 @@ class Training:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
 
+        model.check(config["model"])
         torch.manual_seed(seed)  # the same initial weights on every process (and in every rerun)
         self.net = model.build(config["model"]).to(device)
+        model.check_backend(self.net, device, "choose another with --backend or --set model.backend (auto picks "
+                                              "one that runs here; `taylor-fast info` lists them)")
         if self.net.order == 0:  # G takes no part in O = f: freeze it so DDP and Adam skip it
             self.net.derivative.requires_grad_(False)
         rng.seed_everything(seed + processes.rank)
 
         images = open_for_model(config["model"], data["dataset"], data["root"], data["split"], data["options"],
-                                skip_bad=data["skip_bad"], where="data.train")
+                                skip_bad=data["skip_bad"], skip_hint="--set data.train.skip_bad=true",
+                                keys=("data.train.dataset", "data.train.root", "data.train.options"))
         _check_patch(images, data["patch"])
         self.patches = TrainingPatches(Repeated(images, data["repeat"]), patch=data["patch"], seed=seed,
                                        flips=data["flips"], rotations=data["rotations"])
@@ -106,6 +120,9 @@ class Training:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, [m * self.per_epoch for m in train["milestones"]], gamma=train["gamma"])
         self.iteration = 0
+        self.saved_at: int | None = None  # the iteration last.ckpt holds (None: no checkpoint yet)
+        self.recovery: list[str] = []  # recipe changes a resumed run made (train.lr, train.grad_clip)
+        self.stopped_by = 0  # the signal that stopped the run early (0: none)
         if resume is not None:
             self._restore(resume)
 
@@ -128,18 +145,39 @@ class Training:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         rng.restore(state["rng"][self.processes.rank])
-        self.iteration = progress["iteration"]
+        self.iteration = self.saved_at = progress["iteration"]
+        self._recover(state["config"]["train"])
+
+    def _recover(self, saved: dict) -> None:
+        """Apply a train.lr or train.grad_clip that differs from the checkpoint's (a resumed run may
+        change these two to get past a divergence) and note the change for the log."""
+        train = self.config["train"]
+        if train["lr"] != saved["lr"]:
+            # the new base rate with the milestones already passed applied, as if the run had used it from the start
+            milestones = sorted(self.scheduler.milestones.elements())
+            lr = train["lr"] * train["gamma"] ** bisect_right(milestones, self.scheduler.last_epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"], group["initial_lr"] = lr, train["lr"]
+            self.scheduler.base_lrs = [train["lr"]] * len(self.optimizer.param_groups)
+            self.scheduler._last_lr = [lr] * len(self.optimizer.param_groups)
+            self.recovery.append(f"train.lr {saved['lr']:g} -> {train['lr']:g} (learning rate now {lr:g})")
+        if train["grad_clip"] != saved["grad_clip"]:
+            self.recovery.append(f"train.grad_clip {saved['grad_clip']} -> {train['grad_clip']}")
 
     # ------------------------------------------------------------------ the loop
     def open_log(self) -> TrainLog:
-        paths, main = self.config["paths"], self.processes.main
-        return TrainLog(inside(self.folder, paths["log"], "paths.log") if main else None,
-                        inside(self.folder, paths["tensorboard"], "paths.tensorboard") if main else None,
+        main = self.processes.main
+        return TrainLog(location(self.folder, self.config, "log") if main else None,
+                        location(self.folder, self.config, "tensorboard") if main else None,
                         self.total, self.iteration, self.bar, main)
 
-    def iterate(self, log: TrainLog) -> Iterator[int]:
+    def iterate(self, log: TrainLog, stop: StopRequest | None = None) -> Iterator[int]:
         """Train to the end, yielding the iteration reached after every step (checkpoints are
-        saved on schedule and at the end; a caller may stop early and call save() itself)."""
+        saved on schedule and at the end; a caller may stop early and call save() itself). When
+        `stop` has caught a signal on any process, every process finishes the step it is in, the
+        state is saved and the loop ends (self.stopped_by says which signal)."""
+        if self.recovery:
+            log.message("resumed with a changed recipe: " + "; ".join(self.recovery))
         log.message(self._describe() if self.iteration < self.total else
                     f"nothing to do: the run is at iteration {self.iteration} of {self.total}")
         window = torch.zeros(3, dtype=torch.float64)  # summed loss, L1(O, x), L1(f, x) since the last log
@@ -151,9 +189,17 @@ class Training:
                 window += self._step(batch, log)
                 log.advance()
                 self._report(window, log)
-                if self.iteration % self.config["train"]["checkpoint_every"] == 0 or self.iteration == self.total:
-                    self._finite(window)  # never save a diverged state over the last good one
-                    self.save()
+                scheduled = self.iteration % self.config["train"]["checkpoint_every"] == 0
+                if scheduled or self.iteration == self.total:
+                    self._checked_save(window)
+                # one collective per step under DDP: a signal may have reached only some processes
+                self.stopped_by = self.processes.largest(stop.signal) if stop is not None else 0
+                if self.stopped_by:
+                    if not scheduled and self.iteration != self.total:
+                        self._checked_save(window)
+                    log.message(f"stopped by {signal.Signals(self.stopped_by).name} at iteration {self.iteration} "
+                                f"of {self.total}; {self.folder / CHECKPOINT} holds it: continue with --resume")
+                    return
                 if self.iteration % self.config["log"]["every"] == 0:
                     window.zero_()
                 yield self.iteration
@@ -164,11 +210,15 @@ class Training:
         log = self.open_log()
         start_iteration, started = self.iteration, time.perf_counter()
         try:
-            for _ in self.iterate(log):
-                pass
+            with StopRequest(announce=self.processes.main) as stop:
+                for _ in self.iterate(log, stop):
+                    pass
+        except (TrainingError, checkpoint.CheckpointError) as exc:
+            log.record(f"stopped: {exc}")
+            raise
         finally:
             log.close()
-        return {"main": self.processes.main, "iterations": self.iteration,
+        return {"main": self.processes.main, "iterations": self.iteration, "stopped_by": self.stopped_by,
                 "trained_iterations": self.iteration - start_iteration, "seconds": time.perf_counter() - started,
                 "checkpoint": str(self.folder / CHECKPOINT)}
 
@@ -204,10 +254,32 @@ class Training:
         """The mean of `window` over the processes; raises on every process if any loss was not finite."""
         mean = self.processes.mean(window)
         if not torch.isfinite(mean).all():
-            raise TrainingError(f"training diverged by iteration {self.iteration} (loss {mean[0].item()}); "
-                                f"{self.folder / CHECKPOINT} holds the last finite state: lower train.lr or set "
-                                "train.grad_clip, then resume")
+            raise self._diverged(f"loss {mean[0].item()}")
         return mean
+
+    def _checked_save(self, window: torch.Tensor) -> None:
+        """save(), unless a loss since the last log, a weight or an Adam moment is not finite: a
+        diverged state never replaces the last good checkpoint."""
+        self._finite(window)
+        tensors = [p.detach() for p in self.net.parameters()]
+        tensors += [t for state in self.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+        device = self.processes.device  # Adam's step counters stay on the CPU when the weights do not
+        bad = int(not torch.stack([torch.isfinite(t).all().to(device) for t in tensors]).all())
+        if self.processes.largest(bad):
+            raise self._diverged("the weights or optimiser moments are no longer finite")
+        self.save()
+
+    def _diverged(self, what: str) -> TrainingError:
+        lr = self.config["train"]["lr"]
+        lower = f"--set train.lr={lr / 10:g}" if lr != float("inf") else "--set train.lr=1e-3"
+        if self.saved_at is None:
+            advice = (f"no checkpoint was saved before that, so start again, with a lower train.lr ({lower}) or "
+                      "with train.grad_clip set (--set train.grad_clip=1)")
+        else:
+            advice = (f"{self.folder / CHECKPOINT} holds the last finite state (iteration {self.saved_at}): continue "
+                      f"from it with --resume and a lower train.lr ({lower}) or train.grad_clip set "
+                      "(--set train.grad_clip=1)")
+        return TrainingError(f"training diverged by iteration {self.iteration} ({what}); {advice}")
 
     def _describe(self) -> str:
         c, n = self.config, self.net
@@ -237,28 +309,82 @@ class Training:
         rng_states = self.processes.gather(rng.capture())  # every process takes part
         if self.processes.main:
             checkpoint.save(self.folder / CHECKPOINT, self.state(rng_states))
+        self.saved_at = self.iteration
         self.processes.barrier()
 
 
+def location(run: Path, config: dict, key: str) -> Path:
+    """Where paths.KEY points in the run folder, checked (inside it, and of the right kind)."""
+    return inside(run, config["paths"][key], f"paths.{key}", folder_wanted=key in _FOLDERS)
+
+
+def check_locations(run: Path, config: dict) -> None:
+    """Every paths.* entry checked against what the run folder holds (nothing is created)."""
+    for key in config["paths"]:
+        location(run, config, key)
+
+
 def prepare_run(run: Path, config: dict, processes: distributed.Processes) -> None:
-    """Create the run folder, drop temporaries of killed writers, and record the resolved config."""
+    """Check the configured locations against what the run folder holds, create the folder, drop
+    temporaries of killed writers, and record the resolved config."""
     if not processes.main:
         return
+    check_locations(run, config)
     run.mkdir(parents=True, exist_ok=True)
     for stale in atomic.leftovers(run / CHECKPOINT) + atomic.leftovers(run / CONFIG):
         stale.unlink(missing_ok=True)
     atomic.replace(run / CONFIG, dump(config).encode())
 
 
-def train(config: dict, run, *, resume: dict | None = None, device: str = "auto", bar: bool = True) -> dict:
-    """Train per `config` into the folder `run` (continuing from the checkpoint state `resume`)."""
+def _on_main(processes: distributed.Processes, action: Callable[[], None]) -> None:
+    """action() on rank 0 alone; when it fails, every process raises (rank 0 its own error), so
+    that no process waits for one that has given up."""
+    error = None
+    if processes.main:
+        try:
+            action()
+        except Exception as exc:  # handed on below, on every process
+            error = exc
+    message = processes.gather(None if error is None else str(error))[0]
+    if error is not None:
+        raise error
+    if message is not None:
+        raise TrainingError(f"rank 0 stopped: {message}")
+
+
+def train(run, settings: Callable[[bool], tuple[dict, dict | None]], *, device: str = "auto",
+          bar: bool = True) -> dict:
+    """Train into the folder `run`. settings(final) gives (config, checkpoint state to continue
+    from or None); `final` is False for the call whose result is only checked, True for the call
+    whose result is trained.
+
+    Rank 0 holds the run folder's lock from before the checkpoint is read for training until the
+    last save, and a refused run changes nothing (not even the lock's record, which lives in the
+    run folder): settings(False) and a Training built from it (paths.*, model, backend, data,
+    patch and batch sizes, and for a resumed run the process count and iterations per epoch) are
+    checked first, reading the checkpoint as any reader may; then the folder is created and
+    locked, and settings(True) is read under the lock. A new run keeps the Training built for the
+    checks unless another writer saved a checkpoint in between; a resumed run is built again from
+    the state read under the lock (reading the checkpoint and opening the data twice, once per run).
+    """
+    run = Path(run)
     processes = distributed.start(device)
     try:
-        # set up (model, data, optimiser) before the run folder exists, so a bad setting or
-        # dataset leaves nothing behind
-        training = Training(config, Path(run), processes, resume, bar and config["log"]["progress"])
-        prepare_run(Path(run), config, processes)
-        processes.barrier()
-        return training.run()
+        early_config, early_resume = settings(False)
+        _on_main(processes, lambda: check_locations(run, early_config))  # the cheap check first
+        early = Training(early_config, run, processes, early_resume, bar and early_config["log"]["progress"])
+        fresh = early_resume is None
+        del early_resume  # the Training holds what it needs of it
+        with ExitStack() as held:
+            _on_main(processes, lambda: held.enter_context(lock.exclusive(run, "train")))
+            config, resume = settings(True)
+            unchanged = fresh and resume is None and early_config == config
+            if processes.largest(int(not unchanged)):  # every process takes the same branch
+                early = None  # let its model and data go before building another
+                training = Training(config, run, processes, resume, bar and config["log"]["progress"])
+            else:
+                training = early
+            _on_main(processes, lambda: prepare_run(run, config, processes))
+            return training.run()
     finally:
         distributed.stop(processes)

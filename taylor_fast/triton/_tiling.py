@@ -13,6 +13,7 @@ tl.gather along rows with one shift per column. Matrix dimensions are padded to 
 >= 16 (tl.dot's minimum): 2C*9 = 54 -> 64 for C = 3, hidden 32 stays 32, 9 taps -> 16 columns.
 """
 import math
+import os
 
 import torch
 import triton
@@ -28,45 +29,92 @@ def _config(th, tw, warps):
 
 
 # Halo tiles TH x TW and warps tried by the autotuner. Larger tiles waste less work on the ring of
-# pixels that neighbours recompute (interior/tile: 8x16 66%, 8x32 70%, 16x16 77%), but every
-# program holds TH*TW x 64 (X) and TH*TW x hidden (h) tiles, so registers bound the tile per warp.
-# Compiled for sm_90 on a CPU machine (hidden 32, fp32, ptxas -v), without a GPU to time them:
-#   forward  8x16/4 warps 111 registers, 8x32/8 and 16x16/8 148, no spills (16x16/4 and 16x32/8
-#            reached 255 or spilled, so they are not tried);
-#   backward 8x16/8 warps 255 registers, 24 bytes spilled; 16x16/8 spills 0.9 KB but recomputes
-#            less, so the autotuner decides; 4 warps spill over 1 KB at either size.
+# pixels that neighbours recompute (interior/tile: 8x8 56%, 8x16 66%, 8x32 70%, 16x16 77%), but
+# every program holds TH*TW x 64 (X) and TH*TW x hidden (h) tiles, so registers bound the tile.
+# Chosen from benchmarks/triton_aot_report.py (sm_90, ptxas -v, compiled on a CPU machine: no GPU
+# has timed them yet); C=3, hidden 32, TF32 and bf16, Triton 3.8 / 3.6:
+#   forward  8x16/4 warps 111 / 111 registers, 8x32/8 and 16x16/8 148 / 148, none spill;
+#   backward 8x8/8 warps spills nothing (3.6: 96 bytes in bf16); every 128-pixel tile spills in
+#            both versions (8x16/8: 36-124 bytes in 3.8, 1.4-1.5 KB in 3.6; 4 warps or 16 warps
+#            spill more), so the backward runs 8x8 tiles only.
 # num_stages=1: there is no K loop to software-pipeline, and pipelining the backward's loop over
 # tiles would only multiply its shared memory.
 FORWARD_CONFIGS = [_config(8, 16, 4), _config(8, 32, 8), _config(16, 16, 8)]
-BACKWARD_CONFIGS = [_config(8, 16, 8), _config(16, 16, 8)]
+BACKWARD_CONFIGS = [_config(8, 8, 8)]
 # The interpreter (TRITON_INTERPRET=1, CPU tests) gets one config: nothing to tune there, and a
 # single config skips the autotuner's benchmarking. TH != TW so that a row/column mix-up in the
 # tile geometry cannot cancel out, and tiles small enough that the tests' images span several.
 INTERPRETER_CONFIGS = [_config(8, 16, 4)]
 
 
+def shared_memory_bytes(kernel: str, config, channels: int, hidden: int, dtype_bytes: int, exact: bool) -> int:
+    """An upper bound on the shared memory a program takes: tl.dot stages its operands there, the
+    im2col tile (twice in the backward: the image's and the gradient's) and the weight matrix
+    (twice for exact fp32, whose 3xTF32 products split it in two). Fitted to what ptxas reports
+    for every config, size and precision benchmarks/triton_aot_report.py compiles (exact for most,
+    above it for the rest), which checks that it never falls short."""
+    shapes = dot_shapes(channels, hidden)
+    pixels = config.kwargs["TH"] * config.kwargs["TW"]
+    tiles, k = (1, shapes["K1"]) if kernel == "forward" else (2, max(shapes["K1"], shapes["K2"]))
+    return (tiles * pixels + (2 if exact else 1) * shapes["HP"]) * k * dtype_bytes
+
+
+def fits_shared_memory(kernel: str, config, channels: int, hidden: int, dtype_bytes: int, exact: bool,
+                       available: int) -> bool:
+    return shared_memory_bytes(kernel, config, channels, hidden, dtype_bytes, exact) <= available
+
+
 def configs(tuned):
     return INTERPRETER_CONFIGS if INTERPRETED else tuned
 
 
+def _device_shared_memory(device) -> int:
+    return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
+
+
+def _autotuning() -> bool:
+    """TAYLOR_FAST_TRITON_AUTOTUNE=0 runs the pinned config always: one compile per kernel and
+    shape instead of one per config, for when compiling costs more than tuning gains (tests)."""
+    return os.environ.get("TAYLOR_FAST_TRITON_AUTOTUNE", "1") != "0"
+
+
 class Tunable:
     """A kernel autotuned over `tuned` configs, or pinned to the first of them while
-    torch.use_deterministic_algorithms(True) is in force.
+    torch.use_deterministic_algorithms(True) is in force (or TAYLOR_FAST_TRITON_AUTOTUNE=0).
 
     Why pin: the tile shape decides how the backward groups pixels into per-program partial sums
     of the weight gradients, and tile and warps decide how tl.dot is lowered, so two configs can
     round differently; the autotuner picks by measured time, which can pick differently in another
     process or on a busy GPU. One fixed config makes every run agree bitwise on the same GPU. The
-    first config of each list is the lightest on registers and spills (see above)."""
+    first config of each list is the lightest on registers, spills and shared memory (see above).
 
-    KEY = ["H", "W", "C", "HIDDEN"]
+    The key holds every argument that changes the compiled code or the best tile: the image size,
+    C and hidden, and the constexpr flags (exact fp32, the backward's extra inputs); the
+    autotuner adds the tensors' dtypes itself. Configs whose operands would not fit the GPU's
+    shared memory are pruned before tuning."""
 
-    def __init__(self, kernel, tuned):
-        self.tuned = triton.autotune(configs=configs(tuned), key=self.KEY)(kernel)
+    KEY = ["H", "W", "C", "HIDDEN", "IEEE", "HAS_EXTRA", "ACCUMULATE_DY"]
+
+    def __init__(self, kernel, tuned, kind: str):
+        self.kind = kind
+        prune = {"early_config_prune": self._prune}
+        self.tuned = triton.autotune(configs=configs(tuned), key=self.KEY, prune_configs_by=prune)(kernel)
         self.pinned = triton.autotune(configs=configs(tuned)[:1], key=self.KEY)(kernel)
 
+    def _prune(self, candidates, named_args, **kwargs):
+        weights = named_args["w1_ptr"]  # the dot operands' dtype
+        if weights.device.type != "cuda":  # the interpreter: no shared memory to run out of
+            return candidates
+        available = _device_shared_memory(weights.device)
+        fitting = [c for c in candidates if fits_shared_memory(self.kind, c, kwargs["C"], kwargs["HIDDEN"],
+                                                               weights.element_size(), kwargs["IEEE"], available)]
+        # the backend refuses calls whose first config does not fit (TritonBackend.cannot_serve)
+        return fitting or candidates[:1]
+
     def for_this_call(self):
-        return self.pinned if torch.are_deterministic_algorithms_enabled() else self.tuned
+        if torch.are_deterministic_algorithms_enabled() or not _autotuning():
+            return self.pinned
+        return self.tuned
 
 
 def padded(n: int) -> int:
@@ -90,7 +138,8 @@ def dot_shapes(channels: int, hidden: int) -> dict:
 
 def ieee_fp32(dtype: torch.dtype) -> bool:
     """fp32 tl.dot precision follows the flag that governs eager fp32 convolutions (the reference):
-    TF32 tensor cores when torch.backends.cudnn.allow_tf32 (torch's default), exact fp32 otherwise."""
+    TF32 tensor cores when torch.backends.cudnn.allow_tf32 (torch's default), fp32 accuracy
+    otherwise (see mm)."""
     return dtype == torch.float32 and not torch.backends.cudnn.allow_tf32
 
 
@@ -189,12 +238,16 @@ _UPCAST_BF16_DOT = tl.constexpr(INTERPRETED)
 
 @triton.jit
 def mm(a, b, IEEE: tl.constexpr):
-    """a @ b with fp32 accumulation; fp32 operands use exact fp32 products when IEEE."""
+    """a @ b with fp32 accumulation. With IEEE, fp32 operands get fp32-accurate products as three
+    TF32 tensor-core products (3xTF32: the high and low halves of each operand, dropping only
+    low x low, about 2^-22 of the product), not Triton's "ieee" CUDA-core product: that one needs
+    the whole tile's products in registers and spilled 25-84 KB per backward program on sm_90
+    (ptxas, Triton 3.8), where 3xTF32 spills 1.6-3.5 KB (benchmarks/triton_aot_report.py)."""
     if _UPCAST_BF16_DOT and a.dtype == tl.bfloat16:
         a = a.to(tl.float32)
         b = b.to(tl.float32)
     if IEEE:
-        out = tl.dot(a, b, input_precision="ieee")
+        out = tl.dot(a, b, input_precision="tf32x3")
     else:
         out = tl.dot(a, b)
     return out

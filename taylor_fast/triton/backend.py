@@ -5,6 +5,7 @@ import triton
 from .. import _autograd
 from . import expand, step  # noqa: F401  (importing them registers the ops)
 from ._registration import INTERPRETED, PREFIX, TRACEABLE
+from ._tiling import BACKWARD_CONFIGS, FORWARD_CONFIGS, ieee_fp32, shared_memory_bytes
 
 if not TRACEABLE:  # a triton_op's fake kernel is its body; an opaque custom_op needs these
     _autograd.register_fakes(PREFIX)
@@ -18,6 +19,19 @@ MAX_HIDDEN = 64
 
 def _dtype_name(dtype):
     return str(dtype).replace("torch.", "")
+
+
+def _shared_memory_shortfall(call) -> str | None:
+    """Why the smallest tile of either kernel would not fit this GPU's shared memory, or None."""
+    available = torch.cuda.get_device_properties(call.device).shared_memory_per_block_optin
+    exact = ieee_fp32(call.dtype)
+    size = call.dtype.itemsize
+    for kernel, tuned in (("forward", FORWARD_CONFIGS), ("backward", BACKWARD_CONFIGS)):
+        need = shared_memory_bytes(kernel, tuned[0], call.channels, call.hidden, size, exact)
+        if need > available:
+            return (f"the {kernel} kernel's smallest tile needs {need} bytes of shared memory for C={call.channels}, "
+                    f"hidden={call.hidden}; this GPU has {available} per block")
+    return None
 
 
 class TritonBackend:
@@ -51,9 +65,10 @@ class TritonBackend:
         if call.channels > MAX_CHANNELS or call.hidden > MAX_HIDDEN:
             return (f"C={call.channels}, hidden={call.hidden}: the Triton kernels implement C <= {MAX_CHANNELS} "
                     f"and hidden <= {MAX_HIDDEN}")
-        if call.dtype == torch.bfloat16 and not self.interpreted:
-            if torch.cuda.get_device_capability(call.device) < (8, 0):
+        if not self.interpreted:
+            if call.dtype == torch.bfloat16 and torch.cuda.get_device_capability(call.device) < (8, 0):
                 return "bfloat16 tensor-core products need sm_80 or newer"
+            return _shared_memory_shortfall(call)
         return None
 
     def expand(self, call, f, y, w1, b1, w2, b2, order):

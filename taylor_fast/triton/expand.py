@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .. import _autograd
 from ..reference import order_weights
-from . import _tiling as T
+from ._tiling import inverse_factorial
 from ._registration import PREFIX, define, like
 from .step import launch_backward, launch_forward
 
@@ -43,7 +43,7 @@ def expand_backward(grad_out: Tensor, f: Tensor, y: Tensor, gs: Tensor, w1: Tens
     if order == 0:  # out = f
         return (like(grad_out.clone(), f), torch.zeros_like(y), *(torch.zeros_like(w) for w in weights))
     d_out, f_c, y_c, gs = (t.contiguous() for t in (grad_out, f, y, gs))
-    a = d_out.float() * T.inverse_factorial(order)
+    a = d_out.float() * inverse_factorial(order)
     dy = None
     a_bufs = (torch.empty_like(a), torch.empty_like(a))  # ping-pong, as in the forward
     dy_bufs = (torch.empty_like(a), torch.empty_like(a))
@@ -52,7 +52,7 @@ def expand_backward(grad_out: Tensor, f: Tensor, y: Tensor, gs: Tensor, w1: Tens
         sums_by_order[k] = launch_backward(
             a, f_c if k == 0 else gs[k - 1], y_c, order_weights(*weights, k), k, negative_slope,
             grad_g=a_bufs[step % 2], grad_y=dy_bufs[step % 2],
-            extra=d_out, extra_coef=T.inverse_factorial(k), dy_in=dy,
+            extra=d_out, extra_coef=inverse_factorial(k), dy_in=dy,
         )
         a, dy = a_bufs[step % 2], dy_bufs[step % 2]
     if w1.dim() == 5:

@@ -21,11 +21,20 @@ import triton.language as tl
 from torch import Tensor
 
 from .. import _autograd
-from . import _tiling as T
+# The @triton.jit helpers are imported by name, never called as module attributes: inductor
+# compiles a traced kernel from a copy of its source plus the jit functions it names directly,
+# so `_tiling.mm(...)` inside a kernel would refer to a module its copy does not have.
+from ._tiling import (
+    BACKWARD_CONFIGS, FORWARD_CONFIGS, Tunable, activate, activate_backward, dot_shapes, ieee_fp32,
+    inverse_factorial, load_im2col_weight, load_tap_matrix, load_taps, mm, programs_for_reduction,
+    shifted_tap_sum, tile_geometry, tiles,
+)
 from ._registration import PREFIX, define, like, wrap_triton
 
 
-@triton.jit
+# Image sizes are not specialised on (divisible by 16, equal to 1): each such variant would be a
+# compile of its own, seconds each, for loads that are masked gathers either way.
+@triton.jit(do_not_specialize=["H", "W"])
 def _step_forward_kernel(
     g_ptr, y_ptr, acc_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, g_out_ptr, acc_out_ptr,
     H, W, k_coef, inv_fact, slope,
@@ -33,18 +42,18 @@ def _step_forward_kernel(
     IEEE: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
 ):
     image = tl.program_id(1).to(tl.int64) * (C * H * W)
-    q, rows, cols, inside, owned = T.tile_geometry(tl.program_id(0), H, W, TH, TW, 0)
-    x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1, 0)
+    q, rows, cols, inside, owned = tile_geometry(tl.program_id(0), H, W, TH, TW, 0)
+    x = load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1, 0)
     hid = tl.arange(0, HP)
-    w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP, 0)
+    w1 = load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP, 0)
     b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
-    pre = T.mm(x, w1, IEEE) + b1[None, :]
-    h = tl.where(inside[:, None] & (hid < HIDDEN)[None, :], T.activate(pre, slope), 0.0).to(w1.dtype)
+    pre = mm(x, w1, IEEE) + b1[None, :]
+    h = tl.where(inside[:, None] & (hid < HIDDEN)[None, :], activate(pre, slope), 0.0).to(w1.dtype)
 
     pixel = image + rows * W + cols
     for c in tl.static_range(C):
-        w2 = T.load_tap_matrix(w2_ptr + c * (HIDDEN * 9), 9, HIDDEN, HP, 0)
-        g_next = T.shifted_tap_sum(T.mm(h, w2, IEEE), q, TW, TH * TW, 1, 0) + tl.load(b2_ptr + c).to(tl.float32)
+        w2 = load_tap_matrix(w2_ptr + c * (HIDDEN * 9), 9, HIDDEN, HP, 0)
+        g_next = shifted_tap_sum(mm(h, w2, IEEE), q, TW, TH * TW, 1, 0) + tl.load(b2_ptr + c).to(tl.float32)
         offsets = pixel + c * (H * W)
         if k_coef != 0.0:  # k = 0 adds nothing (and must not turn an inf in g into NaN)
             g_next += k_coef * tl.load(g_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
@@ -53,7 +62,7 @@ def _step_forward_kernel(
         tl.store(acc_out_ptr + offsets, acc + g_next * inv_fact, mask=owned)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["N", "H", "W", "programs"])
 def _step_backward_kernel(
     dg_ptr, g_ptr, y_ptr, w1_ptr, b1_ptr, w2_ptr, extra_ptr, dy_in_ptr, grad_g_ptr, dy_out_ptr,
     pw1_ptr, pb1_ptr, pw2_ptr, pb2_ptr,
@@ -63,7 +72,7 @@ def _step_backward_kernel(
 ):
     pid = tl.program_id(0)
     tiles_per_image = tl.cdiv(H, TH - 2) * tl.cdiv(W, TW - 2)
-    tiles = N * tiles_per_image
+    total_tiles = N * tiles_per_image
     dw1 = tl.zeros((K1, HP), dtype=tl.float32)
     db1 = tl.zeros((HP,), dtype=tl.float32)
     dw2 = tl.zeros((K2, HP), dtype=tl.float32)
@@ -71,42 +80,45 @@ def _step_backward_kernel(
 
     # Registers are what limit this kernel: the statements are ordered so that few tiles are live
     # at once, and the small weight tiles are re-read per tile (from cache). `zero`: see _tiling.
-    for tile in range(pid, tiles, programs):
-        zero = tile // tiles
+    # A while loop, not range(pid, total_tiles, programs): Triton 3.6's interpreter cannot take a
+    # range over runtime values (it converts a 1-element array to an int, which NumPy refuses).
+    tile = pid
+    while tile < total_tiles:
+        zero = tile // total_tiles
         image = (tile // tiles_per_image).to(tl.int64) * (C * H * W)
-        q, rows, cols, inside, owned = T.tile_geometry(tile % tiles_per_image, H, W, TH, TW, zero)
+        q, rows, cols, inside, owned = tile_geometry(tile % tiles_per_image, H, W, TH, TW, zero)
         hid = tl.arange(0, HP) + zero
-        d = T.load_taps(dg_ptr + image, dg_ptr + image, rows, cols, H, W, C, C * 9, K2, -1, zero).to(tl.float32)
-        w2t = T.load_im2col_weight(w2_ptr, HIDDEN * 9, 9, C * 9, HIDDEN, K2, HP, zero)
+        d = load_taps(dg_ptr + image, dg_ptr + image, rows, cols, H, W, C, C * 9, K2, -1, zero).to(tl.float32)
+        w2t = load_im2col_weight(w2_ptr, HIDDEN * 9, 9, C * 9, HIDDEN, K2, HP, zero)
         dot_type = w2t.dtype
-        dh = T.mm(d.to(dot_type), w2t, IEEE)
-        x = T.load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1, zero)
-        w1 = T.load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP, zero)
+        dh = mm(d.to(dot_type), w2t, IEEE)
+        x = load_taps(g_ptr + image, y_ptr + image, rows, cols, H, W, C, 2 * C * 9, K1, 1, zero)
+        w1 = load_im2col_weight(w1_ptr, 9, 2 * C * 9, 2 * C * 9, HIDDEN, K1, HP, zero)
         b1 = tl.load(b1_ptr + hid, mask=hid < HIDDEN, other=0.0).to(tl.float32)
-        pre = T.mm(x, w1, IEEE) + b1[None, :]
+        pre = mm(x, w1, IEEE) + b1[None, :]
         real = inside[:, None] & (hid < HIDDEN)[None, :]
-        dpre = tl.where(real, T.activate_backward(dh, pre, slope), 0.0)
-        h = tl.where(real, T.activate(pre, slope), 0.0)
+        dpre = tl.where(real, activate_backward(dh, pre, slope), 0.0)
+        h = tl.where(real, activate(pre, slope), 0.0)
 
         # Weight gradients: each pixel counts once, in the program that owns it. dW2's pixel is
         # the output q - d(tap) that D's column reads, so D is masked by that pixel's ownership
         # (D is already zero where that pixel is outside the image).
         dpre_owned = tl.where(owned[:, None], dpre, 0.0)
-        dw1 += T.mm(tl.trans(x), dpre_owned.to(dot_type), IEEE)
+        dw1 += mm(tl.trans(x), dpre_owned.to(dot_type), IEEE)
         db1 += tl.sum(dpre_owned, axis=0)
         tap2 = (tl.arange(0, K2) + zero) % 9
         qr = (q // TW)[:, None] - (tap2 // 3 - 1)[None, :]
         qc = (q % TW)[:, None] - (tap2 % 3 - 1)[None, :]
         d_owned = tl.where((qr >= 1) & (qr < TH - 1) & (qc >= 1) & (qc < TW - 1), d, 0.0)
-        dw2 += T.mm(tl.trans(d_owned.to(dot_type)), h.to(dot_type), IEEE)
+        dw2 += mm(tl.trans(d_owned.to(dot_type)), h.to(dot_type), IEEE)
         db2 += tl.sum(d_owned, axis=0)
 
         # dx = conv_transpose(dpre, w1), one input channel at a time: g's, then y's
         dpre = dpre.to(dot_type)
         pixel = image + rows * W + cols
         for i in tl.static_range(2 * C):
-            w1_i = T.load_tap_matrix(w1_ptr + i * 9, 2 * C * 9, HIDDEN, HP, zero)
-            dx = T.shifted_tap_sum(T.mm(dpre, w1_i, IEEE), q, TW, TH * TW, -1, zero)
+            w1_i = load_tap_matrix(w1_ptr + i * 9, 2 * C * 9, HIDDEN, HP, zero)
+            dx = shifted_tap_sum(mm(dpre, w1_i, IEEE), q, TW, TH * TW, -1, zero)
             if i < C:
                 offsets = pixel + i * (H * W)
                 if k_coef != 0.0:
@@ -119,6 +131,7 @@ def _step_backward_kernel(
                 if ACCUMULATE_DY:
                     dx += tl.load(dy_in_ptr + offsets, mask=owned, other=0.0).to(tl.float32)
                 tl.store(dy_out_ptr + offsets, dx, mask=owned)
+        tile += programs
 
     row = pid.to(tl.int64)
     hid = tl.arange(0, HP)
@@ -135,8 +148,8 @@ def _step_backward_kernel(
     tl.store(pb2_ptr + row * C + kk2 // 9, db2, mask=(kk2 % 9 == 4) & (kk2 < C * 9))
 
 
-_step_forward = T.Tunable(_step_forward_kernel, T.FORWARD_CONFIGS)
-_step_backward = T.Tunable(_step_backward_kernel, T.BACKWARD_CONFIGS)
+_step_forward = Tunable(_step_forward_kernel, FORWARD_CONFIGS, "forward")
+_step_backward = Tunable(_step_backward_kernel, BACKWARD_CONFIGS, "backward")
 
 
 def launch_forward(g, y, acc, weights, g_out, acc_out, k, slope):
@@ -146,12 +159,12 @@ def launch_forward(g, y, acc, weights, g_out, acc_out, k, slope):
     batch, channels, height, width = g.shape
 
     def grid(meta):
-        return (T.tiles(height, width, meta["TH"], meta["TW"]), batch)
+        return (tiles(height, width, meta["TH"], meta["TW"]), batch)
 
     wrap_triton(_step_forward.for_this_call())[grid](
         g, y, acc, w1, b1, w2, b2, g_out, acc_out,
-        height, width, float(k), T.inverse_factorial(k + 1), float(slope),
-        IEEE=T.ieee_fp32(w1.dtype), **T.dot_shapes(channels, w1.shape[0]),
+        height, width, float(k), inverse_factorial(k + 1), float(slope),
+        IEEE=ieee_fp32(w1.dtype), **dot_shapes(channels, w1.shape[0]),
     )
 
 
@@ -161,15 +174,15 @@ def launch_backward(dg, g, y, weights, k, slope, grad_g, grad_y, extra=None, ext
     sum of the per-program partials."""
     w1, b1, w2, b2 = (w.contiguous() for w in weights)
     batch, channels, height, width = g.shape
-    programs = T.programs_for_reduction(batch, height, width, g.device)
+    programs = programs_for_reduction(batch, height, width, g.device)
     partials = [torch.empty((programs, w.numel()), device=g.device, dtype=torch.float32) for w in (w1, b1, w2, b2)]
     wrap_triton(_step_backward.for_this_call())[(programs,)](
         dg, g, y, w1, b1, w2,
         dg if extra is None else extra, y if dy_in is None else dy_in,  # unread when absent
         grad_g, grad_y, *partials,
         batch, height, width, float(k), float(extra_coef), float(slope), programs,
-        IEEE=T.ieee_fp32(w1.dtype), HAS_EXTRA=extra is not None, ACCUMULATE_DY=dy_in is not None,
-        **T.dot_shapes(channels, w1.shape[0]),
+        IEEE=ieee_fp32(w1.dtype), HAS_EXTRA=extra is not None, ACCUMULATE_DY=dy_in is not None,
+        **dot_shapes(channels, w1.shape[0]),
     )
     return tuple(p.sum(0).view(w.shape) for p, w in zip(partials, (w1, b1, w2, b2)))
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
+
+import torch
 
 from ...data import DatasetError, ImageReadError
+from ..atomic import WriteError
 from ..checkpoint import CheckpointError
 from ..chunks import OutOfMemory
 from ..config import ConfigError
@@ -18,7 +22,7 @@ class CommandError(RuntimeError):
 
 
 USAGE_ERRORS = (ConfigError, UnsafePathError)
-RUNTIME_ERRORS = (CheckpointError, CommandError, DatasetError, ImageReadError, OutOfMemory)
+RUNTIME_ERRORS = (CheckpointError, CommandError, DatasetError, ImageReadError, OutOfMemory, WriteError)
 
 
 def reports_errors(command: str, *more: type[Exception]):
@@ -47,6 +51,27 @@ def check_task(args, config: dict) -> None:
     if args.task is not None and args.task != config["task"]:
         raise ConfigError(f"--task {args.task}: the checkpoint was trained for task {config['task']!r}"
                           + (f" (x{config['model']['scale']})" if config["model"]["scale"] > 1 else ""))
+
+
+# the end of a "backend cannot run here" error for the commands that run a trained model
+BACKEND_FIX = ("the checkpoint's config sets model.backend; run where that backend is available (`taylor-fast info` "
+               "lists them)")
+
+
+def device(choice: str) -> str:
+    """--device auto|cpu|cuda as the device to use; cuda without a usable GPU is a usage error
+    here, before anything is loaded or written."""
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no CUDA device on this machine; use --device cpu (or auto)")
+    return choice
+
+
+def check_folder(path: Path, option: str) -> None:
+    """An output folder option must not name an existing file (refused before any work)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: expected a folder, but it is an existing file; choose another {option}")
 
 
 def check_tiles(args) -> None:

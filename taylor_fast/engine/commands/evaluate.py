@@ -17,13 +17,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-
+from ...data.registry import applied_split
 from .. import model
-from ..config import TASKS, ConfigError, expand, parse_assignment
+from ..config import TASKS, ConfigError, check_dataset, expand, parse_assignment
 from ..datasets import open_for_model
-from ..evaluate import evaluate, parse_orders, report, write
-from . import check_task, check_tiles, reports_errors
+from ..evaluate import check_sizes, evaluate, parse_orders, report, write
+from . import BACKEND_FIX, check_folder, check_task, check_tiles, device, reports_errors
 
 
 def add_arguments(parser):
@@ -32,7 +31,8 @@ def add_arguments(parser):
                         help="the task the checkpoint must have been trained for (checked; default: its own)")
     parser.add_argument("--dataset", help="dataset name (default: every entry of the checkpoint's eval.sets)")
     parser.add_argument("--root", help="dataset folder")
-    parser.add_argument("--split", default="test", help="split for layouts that have several (default test)")
+    parser.add_argument("--split", help="split for layouts that have several (default test; refused for the layouts "
+                                        "whose folder is the set itself, such as paired)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="dataset reader option, e.g. --option blur=blur_gamma, --option sigma=25 (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, images/")
@@ -50,14 +50,28 @@ def add_arguments(parser):
 
 
 def _sets(args, config: dict) -> list[dict]:
-    options = dict(parse_assignment(text) for text in args.option)
+    """The sets to evaluate, each with the labels its settings go by in error messages."""
     if args.dataset:
-        return [{"label": None, "dataset": args.dataset, "root": args.root, "split": args.split, "options": options}]
-    if args.root:
-        raise ConfigError("--root needs --dataset (which layout the folder holds)")
+        options = dict(parse_assignment(text, "--option", "blur=blur_gamma") for text in args.option)
+        check_dataset(args.dataset, args.split, options, ("--dataset", "--split", "--option"))
+        if args.split is not None and applied_split(args.dataset, args.split) is None:
+            raise ConfigError(f"--split {args.split}: {args.dataset} has no splits (its folder is the set itself); "
+                              "leave --split out")
+        return [{"label": None, "dataset": args.dataset, "root": args.root, "split": args.split, "options": options,
+                 "keys": ("--dataset", "--root", "--option")}]
+    for flag, given in (("--root", args.root), ("--split", args.split), ("--option", args.option)):
+        if given:
+            raise ConfigError(f"{flag} needs --dataset (which layout the folder holds)")
     if not config["eval"]["sets"]:
         raise ConfigError("give --dataset and --root: the checkpoint's config lists no eval.sets")
-    return [{"root": None, "split": "test", "options": {}, **entry} for entry in config["eval"]["sets"]]
+    sets = []
+    for index, entry in enumerate(config["eval"]["sets"]):
+        entry = {"root": None, "split": None, "options": {}, **entry}
+        where = f"eval.sets[{index}]"
+        check_dataset(entry["dataset"], entry["split"], entry["options"],
+                      (f"{where}.dataset", f"{where}.split", f"{where}.options"))
+        sets.append({**entry, "keys": (f"{where}.dataset", f"{where}.root", f"{where}.options")})
+    return sets
 
 
 def _at_orders(net, orders: list[int]) -> dict:
@@ -75,28 +89,41 @@ def _degradation(dataset) -> dict | None:
 
 @reports_errors("eval")
 def main(args) -> int:
+    # every check first (settings, checkpoint, datasets, image sizes, backend): nothing runs or is
+    # written until all of them pass
     check_tiles(args)
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    net, config, progress = model.load(args.checkpoint, device)
+    check_folder(args.out, "--out")
+    where = device(args.device)
+    net, config, progress = model.load(args.checkpoint, where)
     check_task(args, config)
     trained = net.order
     orders = parse_orders(args.orders) if args.orders else [trained]
     nets = _at_orders(net, orders)
+    for each in nets.values():
+        model.check_backend(each, where, BACKEND_FIX)
     conventions = {"channel": args.channel or config["eval"]["channel"],
                    "crop_border": config["eval"]["crop_border"] if args.crop_border is None else args.crop_border,
                    "quantize": args.quantize or config["eval"]["quantize"]}
-    for index, entry in enumerate(_sets(args, config)):
-        where = "--dataset" if entry["label"] is None else f"eval.sets[{index}]"
+    if args.channel == "y" and config["model"]["channels"] != 3:
+        raise ConfigError("--channel y: the checkpoint's model is grey (model.channels 1) and Y needs colour images; "
+                          "use --channel rgb (the grey channel)")
+    crop_option = "--crop-border" if args.crop_border is not None else "eval.crop_border"
+    sets = []
+    for entry in _sets(args, config):
         dataset = open_for_model(config["model"], entry["dataset"], entry["root"], entry["split"], entry["options"],
-                                 skip_bad=args.skip_bad, where=where)
+                                 skip_bad=args.skip_bad, skip_hint="--skip-bad", keys=entry["keys"])
+        check_sizes(dataset, conventions["crop_border"], crop_option)
+        sets.append((entry, dataset))
+    for entry, dataset in sets:
         out_dir = args.out if entry["label"] is None else args.out / entry["label"]
         results = evaluate(nets, dataset, **conventions, tile=args.tile or None, overlap=args.overlap,
                            images_dir=out_dir / "images" if args.save_images else None, bar=not args.no_progress)
         about = {"checkpoint": str(args.checkpoint), "iteration": progress.get("iteration"),
                  "model": config["model"]["backbone"], "trained_order": trained, "shared_g": config["model"]["shared"],
                  "task": config["task"], "scale": net.scale, "channels": config["model"]["channels"],
-                 "dataset": entry["dataset"], "root": str(expand(entry["root"])), "split": entry["split"],
-                 "degradation": _degradation(dataset), "tile": args.tile or None}
+                 "dataset": entry["dataset"], "root": str(expand(entry["root"])),
+                 "split": applied_split(entry["dataset"], entry["split"]), "degradation": _degradation(dataset),
+                 "tile": args.tile or None}
         record = report(results, primary=trained if trained in results else orders[-1], about=about, **conventions)
         write(out_dir, record)
         summary = ", ".join(f"order {o}: {r['psnr']:.2f} dB / {r['ssim']:.4f}" for o, r in results.items())

@@ -7,6 +7,9 @@
     taylor-fast train --task denoise --channels 1 --dataset clean-folder --root BSD400 \
         --set data.train.options.sigma=25 --out runs/grey25
     torchrun --nproc_per_node 4 -m taylor_fast train --config ... --out RUN     # DDP, per-GPU batch
+
+Exit status: 0 when the run is complete, 1 on an error (another process already training in
+--out included), 2 on a bad setting, 130 / 143 after SIGINT / SIGTERM stopped it with a checkpoint.
 """
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..config import TASKS, ConfigError, complete, parse_assignment, resolve, resume_conflicts
+from ..lock import FolderBusy
 from ..train import CHECKPOINT, TrainingError, train
-from . import CommandError, reports_errors
+from . import CommandError, check_folder, device, reports_errors
 
 # flag -> config key (the flag's value overrides the key)
 _FLAG_KEYS = {
@@ -67,7 +71,9 @@ def overrides(args) -> dict:
     return out
 
 
-def _config_and_state(args) -> tuple[dict, dict | None]:
+def _config_and_state(args, announce: bool = True) -> tuple[dict, dict | None]:
+    """(config, checkpoint state or None) for `args`; `announce` says on stderr that a --resume
+    starts afresh (train() calls this once to check and once to train, so it announces once)."""
     ckpt = args.out / CHECKPOINT
     if args.resume and ckpt.exists():
         state = checkpoint.load(ckpt)
@@ -82,18 +88,22 @@ def _config_and_state(args) -> tuple[dict, dict | None]:
     if ckpt.exists():
         raise CommandError(f"{args.out} already holds a checkpoint ({ckpt}); pass --resume to continue that run, "
                            "or choose another --out")
-    if args.resume:
+    config = resolve(args.config, overrides(args))
+    if args.resume and announce:
         print(f"train: {args.out} has no checkpoint yet; starting from the beginning", file=sys.stderr)
-    return resolve(args.config, overrides(args)), None
+    return config, None
 
 
-@reports_errors("train", TrainingError)
+@reports_errors("train", TrainingError, FolderBusy)
 def main(args) -> int:
-    config, state = _config_and_state(args)
-    summary = train(config, args.out, resume=state, device=args.device, bar=not args.no_progress)
+    check_folder(args.out, "--out")
+    where = device(args.device)
+    summary = train(args.out, lambda final: _config_and_state(args, announce=final), device=where,
+                    bar=not args.no_progress)
+    stopped = 128 + summary["stopped_by"] if summary["stopped_by"] else 0
     if not summary["main"]:
-        return 0
+        return stopped
     rate = summary["trained_iterations"] / max(summary["seconds"], 1e-9)
-    print(f"trained to iteration {summary['iterations']} ({summary['trained_iterations']} in this session, "
-          f"{rate:.2f} it/s); checkpoint {summary['checkpoint']}")
-    return 0
+    print(f"{'stopped at' if stopped else 'trained to'} iteration {summary['iterations']} "
+          f"({summary['trained_iterations']} in this session, {rate:.2f} it/s); checkpoint {summary['checkpoint']}")
+    return stopped
