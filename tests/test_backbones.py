@@ -120,11 +120,12 @@ def test_forward_all_gives_every_output(name):
 @pytest.mark.parametrize("name", backbones.names())
 def test_every_backbone_passes_the_dry_run_that_checks_a_training_config(name):
     """train refuses options a network cannot run by running it once on the meta device; every
-    registered backbone must run there at its defaults, or training it would be refused."""
+    registered backbone must run there at its defaults (a super-resolution one at its first scale,
+    its output that many times larger), or training it would be refused."""
     from taylor_fast.engine import model
     from taylor_fast.engine.config import DEFAULTS
 
-    model.check({**DEFAULTS["model"], "backbone": name})
+    model.check({**DEFAULTS["model"], "backbone": name, "scale": (backbones.scales(name) or (1,))[0]})
 
 
 @pytest.mark.parametrize("name", NAMES)

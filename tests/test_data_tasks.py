@@ -222,7 +222,7 @@ def test_div2k_layout_and_a_missing_low_resolution_file(tmp_path):
     (tmp_path / "DIV2K_valid_HR" / "0801.png").unlink()
     with pytest.raises(DatasetError, match=r"input \S*/X2/0801x2.png has no target \S*/DIV2K_valid_HR/0801.png"):
         open_dataset("div2k", tmp_path, "valid", scale=2)
-    with pytest.raises(ValueError, match="split: div2k has 'train' and 'valid', got 'test'"):
+    with pytest.raises(ValueError, match="div2k has the splits 'train' and 'valid', got 'test'"):
         open_dataset("div2k", tmp_path, "test", scale=2)
 
 

@@ -61,7 +61,7 @@ def test_iters_and_epochs_replace_each_other():
     ("eval: {sets: [{label: a, dataset: gopro, split: val}]}\n",
      "eval.sets[0].split: gopro has the splits 'train' and 'test', got 'val'"),
     ("model: {hidden: 0}\n", "model.hidden: expected a positive value, got 0"),
-    ("data: {train: {dataset: nope}}\n", "data.train.dataset: unknown dataset name 'nope'; known: gopro"),
+    ("data: {train: {dataset: nope}}\n", "data.train.dataset: unknown dataset name 'nope'; known: .*gopro"),
     ("data: {train: {options: {foo: 1}}}\n", "data.train.options: paired does not take foo; it takes input, target"),
     ("- a list\n", "expected a mapping of settings"),
     ("model: [1, 2\n", "not valid YAML"),
