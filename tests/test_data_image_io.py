@@ -7,6 +7,7 @@ from PIL import Image
 from taylor_fast.data import ImageReadError, read_image, write_image
 from taylor_fast.data.image_io import image_size, list_images, read_picture, to_uint8
 from taylor_fast.data.png16 import is_png16, read_png16
+from taylor_fast.resize import bicubic_upsample
 
 
 def test_8bit_rgb_png_exact(tmp_path):
@@ -172,6 +173,35 @@ def test_picture_keeps_alpha_and_greyness(tmp_path):
     assert kept.shape == (2, 4, 5) and torch.equal(kept[1], read_picture(tmp_path / "la.png").alpha[0])
     pillow_luma = np.asarray(Image.fromarray(to_uint8(restored)).convert("L")).astype(int)
     assert np.abs(to_uint8(kept[:1])[:, :, 0].astype(int) - pillow_luma).max() <= 1
+
+
+def test_picture_read_grey_for_a_one_channel_model(tmp_path):
+    """channels=1: a colour file gives its luma rounded to its levels (Pillow's convert("L") to
+    within one level), a grey file its own samples; alpha, greyness and EXIF orientation as for
+    colour; keep() leaves a one-channel output grey and upscales the alpha of a larger output."""
+    rgba = np.concatenate([random_rgb(4, 6, seed=7), random_rgb(4, 6, seed=8)[:, :, :1]], axis=2)
+    picture = read_picture(save(tmp_path / "rgba.png", rgba), channels=1)
+    assert picture.pixels.shape == (1, 4, 6) and not picture.grey
+    levels = picture.pixels[0].numpy() * 255
+    np.testing.assert_array_equal(levels, np.round(levels))  # on the file's 8-bit levels
+    pillow_luma = np.asarray(Image.fromarray(rgba[:, :, :3]).convert("L")).astype(np.float32)
+    assert np.abs(levels - pillow_luma).max() <= 1
+    np.testing.assert_array_equal(picture.alpha[0].numpy(), rgba[:, :, 3].astype(np.float32) / 255)
+    np.testing.assert_array_equal(picture.pixels.numpy(), read_image(tmp_path / "rgba.png", channels=1).numpy())
+    grey = random_rgb(4, 6, seed=9)[:, :, 0]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter: the pixels come upright, 6x4
+    Image.fromarray(grey).save(tmp_path / "g.png", exif=exif.tobytes())
+    upright = read_picture(tmp_path / "g.png", channels=1)
+    assert upright.grey and upright.pixels.shape == (1, 6, 4)
+    np.testing.assert_array_equal(upright.pixels[0].numpy(), np.rot90(grey, -1).astype(np.float32) / 255)
+
+    one_channel = torch.rand(1, 8, 12)  # a grey x2 model's output for the RGBA picture
+    kept = picture.keep(one_channel)
+    assert kept.shape == (2, 8, 12) and torch.equal(kept[0], one_channel[0])
+    expected_alpha = bicubic_upsample(picture.alpha, 2).clamp(0, 1)
+    torch.testing.assert_close(kept[1:], expected_alpha, rtol=0, atol=0)
+    assert read_picture(tmp_path / "g.png").keep(torch.rand(3, 12, 8)).shape == (1, 12, 8)  # colour model, grey file
 
 
 @pytest.mark.parametrize("channels, mode", [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])

@@ -196,6 +196,25 @@ def test_sr_sizes_that_do_not_match_the_scale_are_named(tmp_path):
         open_dataset("set5", tmp_path, scale=2)
 
 
+def test_two_files_with_one_name_are_refused_in_the_task_layouts(tmp_path):
+    """baby.png and baby.jpg: which one is meant cannot be guessed (and on-the-fly noise is seeded
+    by the name), so neither is used, as in the older layouts."""
+    _write_benchmark(tmp_path / "set5", ["baby.png", "bird.png"], 2)
+    save(tmp_path / "set5" / "LRbicx2" / "baby.jpg", random_rgb(6, 12, 1))
+    with pytest.raises(DatasetError, match=r"ambiguous name: \S*/LRbicx2/baby.jpg and \S*/LRbicx2/baby.png are both "
+                                           r"item 'baby'; keep one of them"):
+        open_dataset("set5", tmp_path / "set5", scale=2)
+    with pytest.warns(DatasetWarning) as caught:  # the skipped file, then the count against Set5's five
+        assert [item["name"] for item in open_dataset("set5", tmp_path / "set5", scale=2, skip_bad=True)] == ["bird"]
+    assert "ambiguous name" in str(caught[0].message) and "the published set has 5" in str(caught[1].message)
+    for suffix in (".png", ".bmp"):
+        save(tmp_path / "clean" / f"01{suffix}", random_rgb(12, 12, 2))
+    save(tmp_path / "clean" / "02.png", random_rgb(12, 12, 3))
+    for name, options in (("clean-folder", {"sigma": 25}), ("hr-folder", {"scale": 2})):
+        with pytest.raises(DatasetError, match=r"ambiguous name: \S*/01.bmp and \S*/01.png are both item '01'"):
+            open_dataset(name, tmp_path / "clean", **options)
+
+
 @pytest.mark.parametrize("scale, message", [(None, "set5: give scale= one of 2, 3, 4"),
                                             (5, "scale: set5 holds x2, x3, x4 inputs, got 5"),
                                             (True, "scale: set5 holds")])
