@@ -10,7 +10,7 @@ import sys
 COMMANDS = {
     "info": ("taylor_fast.info", "what was built and which backends can run here"),
     "demo": ("taylor_fast.demo", "train order 0 and order 3 on synthetic rain, compare them, time the kernels"),
-    "synth": ("taylor_fast.synth", "write a paired dataset of synthetic rain or motion blur"),
+    "synth": ("taylor_fast.synth", "write a paired dataset of synthetic rain, motion blur, noise or low resolution"),
     "bench": ("taylor_fast.bench", "time the expansion and a training step per backend on this machine"),
     "train": ("taylor_fast.engine.commands.train", "train a TaylorNet from a YAML recipe and flags (resumable, DDP)"),
     "eval": ("taylor_fast.engine.commands.evaluate", "PSNR/SSIM of a checkpoint on a dataset, at one or more orders"),

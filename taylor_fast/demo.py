@@ -30,6 +30,7 @@ from .engine import config as engine_config
 from .engine import distributed, model
 from .engine.evaluate import evaluate, restore
 from .engine.train import CHECKPOINT, Training, prepare_run
+from .figures import labelled_grid
 from .synth import shrunk_size
 
 TEST_PHOTOS = ("astronaut", "coffee")
@@ -170,28 +171,6 @@ def _speed(checkpoint: Path, size: int) -> dict:
     return {"backend": chosen, "times": times, "why_not_fused": why, "size": size}
 
 
-def _figure(rows: list[list[torch.Tensor]], labels: list[list[str]], path: Path) -> None:
-    from PIL import Image, ImageDraw, ImageFont
-
-    try:
-        font = ImageFont.load_default(size=14)
-    except TypeError:  # Pillow < 10.1 has one bitmap font size
-        font = ImageFont.load_default()
-    band = 22  # label strip above each image
-    width = max(row[0].shape[2] for row in rows)
-    heights = [row[0].shape[1] + band for row in rows]
-    canvas = Image.new("RGB", (width * len(rows[0]), sum(heights)), "white")
-    draw = ImageDraw.Draw(canvas)
-    top = 0
-    for images, texts, height in zip(rows, labels, heights):
-        for c, (image, text) in enumerate(zip(images, texts)):
-            pixels = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-            canvas.paste(Image.fromarray(pixels), (c * width, top + band))
-            draw.text((c * width + 4, top + 3), text, fill="black", font=font)
-        top += height
-    canvas.save(path)
-
-
 def _table(rows: list[tuple]) -> str:
     header = f"{'':<26}{'PSNR-Y (dB)':>12}{'SSIM-Y':>9}{'train time':>13}{'it/s':>8}"
     lines = [header, "-" * len(header)]
@@ -240,7 +219,7 @@ def main(args) -> int:
         per = [results[order]["per_image"][index]["psnr"] for order in (0, 3)]
         labels.append([f"input {rainy[index][0]:.2f} dB", f"order 0  {per[0]:.2f} dB", f"order 3  {per[1]:.2f} dB",
                        "ground truth"])
-    _figure(rows, labels, figure)
+    labelled_grid(rows, labels, figure)
 
     print(f"\n== results on {len(test)} held-out rainy images ({', '.join(TEST_PHOTOS)}), "
           f"{runs[3]['iterations']} iterations each, same seed and data ==")

@@ -10,10 +10,13 @@ channel:
         data_range) and Y = 16 + 65.481 R + 128.553 G + 24.966 B, on the 0..255 scale (16..235),
         compared with peak 255. (PSNR and SSIM do not change if both the values and the peak are
         rescaled together, so this equals Y / 255 with peak 1.) Needs C = 3.
+    A grey (C = 1) image has one channel to compare: use "rgb".
 quantize: round to 8-bit levels first, as evaluating saved uint8 PNGs does (MPRNet): the RGB
     input is clamped and rounded to 255 levels of data_range, and Y is rounded to an integer, as
-    rgb2ycbcr on uint8 images returns uint8. Rounding is half up (MATLAB). False: no rounding and no
-    clamping anywhere (PReNet's evaluation).
+    rgb2ycbcr on uint8 images returns uint8. Rounding is half up (MATLAB). "rgb": the RGB values
+    are rounded but Y is not, as BasicSR and the super-resolution MATLAB scripts compute Y of
+    uint8 images converted to double. False: no rounding and no clamping anywhere (PReNet's
+    evaluation).
 crop_border: pixels removed on every side before either metric.
 SSIM: Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, population
     (co)variances, the mean over the valid region only (no padding); C1 = (K1 L)^2, C2 = (K2 L)^2
@@ -54,6 +57,7 @@ def _prepare(pred, target, channel, crop_border, quantize, data_range):
         raise ValueError(f"channel='y' needs 3 RGB channels, got {pred.shape[1]}")
     if not data_range > 0:
         raise ValueError(f"data_range: expected a positive number, got {data_range}")
+    _check_quantize(quantize)
     if crop_border < 0 or 2 * crop_border >= min(pred.shape[-2:]):
         raise ValueError(f"crop_border: expected 0 <= crop_border < half the image side, got {crop_border} "
                          f"for a {pred.shape[-2]}x{pred.shape[-1]} image")
@@ -68,7 +72,7 @@ def _prepare(pred, target, channel, crop_border, quantize, data_range):
         if channel == "y":
             weights = torch.tensor(_Y_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
             x = 16 + (x * weights).sum(dim=1, keepdim=True)
-            if quantize:
+            if quantize and quantize != "rgb":
                 x = torch.floor(x + 0.5)
         images.append(x)
     return images[0], images[1], 255.0 if channel == "y" else 1.0
@@ -116,18 +120,25 @@ def ssim(pred, target, channel="rgb", crop_border=0, quantize=False, data_range=
     return ssim_map.flatten(2).mean(dim=2).mean(dim=1)
 
 
+def _check_quantize(quantize) -> None:
+    if quantize not in (True, False, "rgb"):
+        raise ValueError(f"quantize: expected True, False or 'rgb', got {quantize!r}")
+
+
 def conventions(channel="rgb", crop_border=0, quantize=False, data_range=1.0) -> dict:
     """What psnr/ssim compute with these arguments, for result files (JSON-ready)."""
     if channel not in ("rgb", "y"):
         raise ValueError(f"channel: expected 'rgb' or 'y', got {channel!r}")
+    _check_quantize(quantize)
+    rounded_y = ", Y not rounded" if quantize == "rgb" else ", Y rounded to integers"
     return {
         "channel": channel,
         "colour_transform": "Y = 16 + 65.481 R + 128.553 G + 24.966 B (MATLAB rgb2ycbcr, BT.601), "
-                            "R,G,B in [0,1], Y on 0..255" if channel == "y" else "none (RGB)",
+                            "R,G,B in [0,1], Y on 0..255" if channel == "y" else "none (RGB, or the grey channel)",
         "crop_border": int(crop_border),
-        "quantize": bool(quantize),
-        "quantization": ("RGB clamped and rounded half up to uint8 levels" + (", Y rounded to integers"
-                         if channel == "y" else "")) if quantize else "none (float values, not rounded)",
+        "quantize": quantize if quantize == "rgb" else bool(quantize),
+        "quantization": ("RGB clamped and rounded half up to uint8 levels" + (rounded_y if channel == "y" else ""))
+                        if quantize else "none (float values, not rounded)",
         "data_range": float(data_range),
         "compared_scale": "Y on 0..255, peak 255" if channel == "y" else "[0, 1], peak 1 (inputs divided by data_range)",
         "psnr": "10 log10(peak^2 / MSE), MSE over channels and pixels, per image",

@@ -1,5 +1,8 @@
-"""TaylorNet: a restoration network F plus the derivative network G, unrolled n orders
-(DESIGN §1). Uses the fused op whenever G is the standard two-conv DerivativeG."""
+"""TaylorNet: a restoration network F plus the derivative network G, unrolled n orders. Uses the
+fused op whenever G is the standard two-conv DerivativeG.
+
+Super-resolution (scale s > 1): F maps the low-resolution y to the high-resolution f, and G works
+at high resolution on cat[g, up(y)], up = MATLAB-style bicubic upsampling by s (docs/tasks.md)."""
 from __future__ import annotations
 
 import math
@@ -11,6 +14,7 @@ from torch import nn
 
 from . import ops, reference
 from ._dispatch import check_backend_name
+from .resize import bicubic_upsample
 
 
 class DerivativeG(nn.Module):
@@ -100,23 +104,28 @@ def select_output(output, selector: OutputSelector = None, owner: nn.Module | No
 
 
 class TaylorNet(nn.Module):
-    """O = F(y) + sum_{k=1..order} g^k / k!  with g^0 = F(y), g^{k+1} = G(g^k, y) + k g^k.
+    """O = F(y) + sum_{k=1..order} g^k / k!  with g^0 = F(y), g^{k+1} = G(g^k, u) + k g^k,
+    u = guide(y): y itself, or its bicubic upsampling by `scale` when F is a super-resolution
+    network (F(y) is then `scale` times larger than y).
 
-    mapping: any image-to-image nn.Module (F). derivative: a custom G module taking (g, y, k)
+    mapping: any image-to-image nn.Module (F). derivative: a custom G module taking (g, u, k)
     replaces the standard DerivativeG (then the reference loop runs, not the fused op).
     output: which element of a multi-output F is the restored image (see select_output).
     """
 
     def __init__(self, mapping: nn.Module, order=3, channels=3, hidden=32, activation="relu",
                  negative_slope=0.2, shared=True, backend="auto", output: OutputSelector = None,
-                 derivative: nn.Module | None = None):
+                 derivative: nn.Module | None = None, scale: int = 1):
         super().__init__()
         if not isinstance(mapping, nn.Module):
             raise TypeError(f"mapping must be an nn.Module, got {type(mapping).__name__}")
         if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 32:
             raise ValueError(f"order must be an int in [0, 32], got {order!r}")
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"scale must be a positive int (1: same size, s: F upscales s times), got {scale!r}")
         self.mapping = mapping
         self.order = order
+        self.scale = scale
         self.backend = check_backend_name(backend, "TaylorNet")
         self.output = output
         self.derivative = derivative if derivative is not None else DerivativeG(
@@ -140,16 +149,34 @@ class TaylorNet(nn.Module):
             out = out + g / float(math.factorial(k + 1))  # (k+1)! overflows int64 from k = 20
         return out
 
+    @property
+    def channels(self) -> int | None:
+        """Image channels of the standard G (None for a custom derivative module)."""
+        return self.derivative.channels if isinstance(self.derivative, DerivativeG) else None
+
+    def guide(self, y: torch.Tensor) -> torch.Tensor:
+        """The image G reads next to g: y, or its bicubic upsampling to F's output size."""
+        return y if self.scale == 1 else bicubic_upsample(y, self.scale)
+
+    def check_sizes(self, f: torch.Tensor, u: torch.Tensor, y: torch.Tensor) -> None:
+        if f.shape != u.shape:
+            raise ValueError(f"the mapping network returned shape {tuple(f.shape)} for an input of shape "
+                             f"{tuple(y.shape)}; TaylorNet(scale={self.scale}) needs {tuple(u.shape)}"
+                             + (" (a super-resolution mapping needs scale=its factor)" if self.scale == 1 else ""))
+
     def forward_terms(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(O, f): the expansion and the mapping network's own output (for taylor_loss)."""
         f = select_output(self.mapping(y), self.output, self.mapping)
-        return self.expand(f, y), f
+        u = self.guide(y)
+        self.check_sizes(f, u, y)
+        return self.expand(f, u), f
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.forward_terms(y)[0]
 
     def extra_repr(self):
-        return f"order={self.order}, backend={self.backend!r}, fused={self.fused}"
+        scale = f", scale={self.scale}" if self.scale != 1 else ""
+        return f"order={self.order}, backend={self.backend!r}, fused={self.fused}{scale}"
 
 
 def taylor_loss(output, mapping_output, target, lam=1.0):

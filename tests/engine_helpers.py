@@ -97,9 +97,9 @@ def slow_image_reads():
 
     original = restore.read_picture
 
-    def slow(path):
+    def slow(path, channels=3):
         time.sleep(0.02)
-        return original(path)
+        return original(path, channels)
 
     restore.read_picture = slow
 

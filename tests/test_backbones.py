@@ -1,4 +1,5 @@
-"""The paper's backbones (shared/BACKBONES.md) and TaylorNet around them.
+"""The paper's backbones and DnCNN, and TaylorNet around them (the super-resolution backbones:
+test_sr_backbones.py).
 
 Inputs are tiny (the big networks have 11-22 M parameters) and their sides are odd and not
 multiples of 8, so the padding and cropping are exercised everywhere.
@@ -22,7 +23,9 @@ PARAMETERS = {
     "ddn": 57_369, "prenet": 168_963, "prn": 95_107, "prenet_r": 94_979, "prn_r": 21_123,
     "dualgcn": 2_731_071, "mprnet_derain": 3_637_249, "mprnet_deblur": 20_127_073,
     "msresnet": 11_721_321, "rdn": 21_975_683,
+    "dncnn": 558_400,  # colour, as created by default; grey: test_dncnn_grey
 }
+SUPER_RESOLUTION = ["edsr", "edsr_baseline", "rdn_sr"]
 NAMES = sorted([*PARAMETERS, "tiny"])
 SIZE = (1, 3, 7, 9)
 # forward_all(y) of the multi-output backbones: (number of outputs, index of forward's image)
@@ -52,7 +55,8 @@ def image(*shape, seed=0, dtype=torch.float32):
 
 
 def test_registry_has_the_design_names():
-    assert backbones.names() == NAMES
+    assert backbones.names() == sorted(NAMES + SUPER_RESOLUTION)
+    assert [name for name in backbones.names() if backbones.scales(name)] == SUPER_RESOLUTION
     with pytest.raises(ValueError, match="unknown backbone 'prenet2'.*prenet_r"):
         backbones.create("prenet2")
 
@@ -60,6 +64,17 @@ def test_registry_has_the_design_names():
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
 def test_parameter_count_matches_the_spec(name):
     assert sum(p.numel() for p in backbone(name).parameters()) == PARAMETERS[name]
+
+
+def test_dncnn_grey():
+    """The authors' PyTorch port: first conv with bias (1->64), 15 x (conv 64->64 without bias +
+    BatchNorm), last conv without bias (64->1)."""
+    layers = (1 * 64 * 9 + 64) + 15 * (64 * 64 * 9 + 2 * 64) + 64 * 1 * 9
+    model = backbones.create("dncnn", channels=1)
+    assert sum(p.numel() for p in model.parameters()) == layers == 556_096
+    y = image(2, 1, 7, 9)
+    with torch.no_grad():
+        assert model.eval()(y).shape == y.shape
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -105,11 +120,12 @@ def test_forward_all_gives_every_output(name):
 @pytest.mark.parametrize("name", backbones.names())
 def test_every_backbone_passes_the_dry_run_that_checks_a_training_config(name):
     """train refuses options a network cannot run by running it once on the meta device; every
-    registered backbone must run there at its defaults, or training it would be refused."""
+    registered backbone must run there at its defaults (a super-resolution one at its first scale,
+    its output that many times larger), or training it would be refused."""
     from taylor_fast.engine import model
     from taylor_fast.engine.config import DEFAULTS
 
-    model.check({**DEFAULTS["model"], "backbone": name})
+    model.check({**DEFAULTS["model"], "backbone": name, "scale": (backbones.scales(name) or (1,))[0]})
 
 
 @pytest.mark.parametrize("name", NAMES)

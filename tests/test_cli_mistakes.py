@@ -45,6 +45,13 @@ CASES = [
     (["synth", "--kind", "rain", "--out", "{FILE}"], 2, "expected a folder, but it is an existing file"),
     (["synth", "--kind", "blur", "--out", "{OUT}", "--preset", "light"], 2, "--preset applies to --kind rain only"),
     (["synth", "--kind", "rain", "--out", "{DATA}"], 1, "pass --overwrite to replace them"),
+    (["synth", "--kind", "noise", "--out", "{OUT}", "--sigma", "-5"], 2,
+     "--sigma: expected a noise standard deviation >= 0 on the 0..255 scale"),
+    (["synth", "--kind", "noise", "--out", "{OUT}", "--sigma", "0"], 2, "sigma and poisson are both 0"),
+    (["synth", "--kind", "noise", "--out", "{OUT}", "--scale", "2"], 2, "--scale applies to --kind sr only"),
+    (["synth", "--kind", "sr", "--out", "{OUT}"], 2, "--kind sr needs --scale 2, 3 or 4"),
+    (["synth", "--kind", "sr", "--out", "{OUT}", "--scale", "5"], 2, "argument --scale: invalid choice: 5"),
+    (["synth", "--kind", "rain", "--out", "{OUT}", "--sigma", "5"], 2, "--sigma and --poisson apply to --kind noise"),
     # ---- bench (checked before any timing)
     (["bench", "--size", "0x3x4x4"], 2, "argument --size: a size must be NxCxHxW with positive integers"),
     (["bench", "--size", "1x3x4"], 2, "argument --size: a size must be NxCxHxW"),
@@ -92,6 +99,32 @@ CASES = [
     (["train", "--out", "{OUT}", "--root", "{MIXED}"], 1, "ambiguous name"),
     (["train", "--out", "{OUT}", "--root", "{UNEVEN}"], 1, "pass --set data.train.skip_bad=true to skip"),
     (["train", "--out", "{RUN}", "--root", "{DATA}"], 1, "already holds a checkpoint"),
+    # ---- train: denoising and super-resolution settings (checked before the run folder is created)
+    (["train", "--out", "{OUT}", "--task", "sr", "--scale", "5", "--backbone", "edsr_baseline", "--dataset",
+      "hr-folder", "--root", "{HR}"], 2, "model.scale: edsr_baseline upscales by 2, 3, 4, got 5"),
+    (["train", "--out", "{OUT}", "--task", "sr", "--scale", "2", "--dataset", "hr-folder", "--root", "{HR}"], 2,
+     "model.scale: tiny keeps the input's size, so it cannot upscale by 2; super-resolution backbones: edsr"),
+    (["train", "--out", "{OUT}", "--task", "sr", "--backbone", "edsr_baseline", "--dataset", "hr-folder", "--root",
+      "{HR}"], 2, "model.scale: task sr needs the super-resolution factor (2, 3 or 4), got 1"),
+    (["train", "--out", "{OUT}", "--task", "derain", "--scale", "2", "--root", "{DATA}"], 2,
+     "model.scale: 2 upscales, which is task sr, but task is 'derain'"),
+    (["train", "--out", "{OUT}", "--task", "sr", "--scale", "3", "--backbone", "edsr_baseline", "--patch", "32",
+      "--dataset", "hr-folder", "--root", "{HR}"], 2, "data.train.patch: 32 is not a multiple of model.scale (3)"),
+    (["train", "--out", "{OUT}", "--task", "sr", "--scale", "2", "--backbone", "edsr_baseline", "--dataset",
+      "hr-folder", "--root", "{HR}", "--set", "data.train.options.scale=3"], 2,
+     "data.train.options: the dataset option scale=3 differs from the model's scale 2 (model.scale)"),
+    (["train", "--out", "{OUT}", "--task", "sr", "--scale", "2", "--backbone", "edsr_baseline", "--dataset",
+      "hr-folder", "--root", "{HR}", "--patch", "48"], 2, "data.train.patch: 48 is larger than {HR}/0.png"),
+    (["train", "--out", "{OUT}", "--task", "denoise", "--dataset", "clean-folder", "--root", "{HR}"], 2,
+     "data.train.dataset: clean-folder: give sigma= the noise standard deviation"),
+    (["train", "--out", "{OUT}", "--task", "denoise", "--dataset", "clean-folder", "--root", "{HR}", "--set",
+      "data.train.options.sigma=-5"], 2, "sigma: expected a noise standard deviation >= 0 on the 0..255 scale"),
+    (["train", "--out", "{OUT}", "--task", "denoise", "--dataset", "clean-folder", "--root", "{HR}", "--set",
+      "data.train.options.noise=5"], 2, "data.train.options: clean-folder does not take noise; it takes sigma"),
+    (["train", "--out", "{OUT}", "--channels", "1", "--root", "{DATA}"], 2,
+     "eval.channel: y needs colour images, but model.channels is 1"),
+    (["train", "--out", "{OUT}", "--channels", "2", "--root", "{DATA}"], 2, "argument --channels: invalid choice: 2"),
+    (["train", "--out", "{OUT}", "--task", "inpaint", "--root", "{DATA}"], 2, "argument --task: invalid choice"),
     # ---- train: the run folder's own files, its lock, and what a resumed run may not change
     (["train", "--out", "{OUT}", "--root", "{DATA}", "--set", "paths.log=last.ckpt"], 2,
      "paths.log: 'last.ckpt' would write over the run's last.ckpt"),
@@ -156,6 +189,28 @@ CASES = [
     (["eval", "{EVAL}", "--dataset", "paired", "--root", "{UNEVEN}"], 1,
      "size mismatch: input {UNEVEN}/input/b.png is 12x12 (HxW), target {UNEVEN}/target/b.png is 12x14"),
     (["eval", "{EVAL}", "--dataset", "paired", "--root", "{UNEVEN}"], 1, "pass --skip-bad to skip such pairs"),
+    # ---- eval: denoising and super-resolution
+    (["eval", "{EVAL}", "--task", "sr", "--dataset", "paired", "--root", "{DATA}"], 2,
+     "--task sr: the checkpoint was trained for task 'derain'"),
+    (["eval", "--checkpoint", "{SR_CKPT}", "--out", "{OUT}", "--dataset", "set5", "--root", "{SET5}", "--option",
+      "scale=3"], 2, "--option: the dataset option scale=3 differs from the model's scale 2"),
+    (["eval", "--checkpoint", "{SR_CKPT}", "--out", "{OUT}", "--dataset", "set5", "--root", "{SET5_UNEVEN}"], 1,
+     "size mismatch: input {SET5_UNEVEN}/LRbicx2/b.png is 12x17 (HxW), target {SET5_UNEVEN}/GTmod12/b.png is "
+     "24x36; at scale 2 the target should be 24x34"),
+    (["eval", "--checkpoint", "{SR_CKPT}", "--out", "{OUT}", "--dataset", "set5", "--root", "{SET5_NO_LR}"], 1,
+     "target {SET5_NO_LR}/GTmod12/a.png has no input {SET5_NO_LR}/LRbicx2/a.png (and 4 more problems)"),
+    (["eval", "--checkpoint", "{SR_CKPT}", "--out", "{OUT}", "--dataset", "set5", "--root", "{SET5}/GTmod12"], 1,
+     "set5: expected folder {SET5}/GTmod12/GTmod12, which does not exist"),
+    (["eval", "--checkpoint", "{SR_CKPT}", "--out", "{OUT}", "--dataset", "set5", "--root", "{SET5}", "--crop-border",
+      "7"], 2, "{SET5}/GTmod12/a.png is 24x36 (HxW); --crop-border 7 leaves 10x22; SSIM needs at least 11x11"),
+    (["eval", "--checkpoint", "{GREY_CKPT}", "--out", "{OUT}", "--dataset", "set12", "--root", "{SET12}", "--option",
+      "sigma=-5"], 2, "--dataset: sigma: expected a noise standard deviation >= 0"),
+    (["eval", "--checkpoint", "{GREY_CKPT}", "--out", "{OUT}", "--dataset", "set12", "--root", "{SET12}"], 2,
+     "--dataset: set12: give sigma= the noise standard deviation"),
+    (["eval", "{EVAL}", "--dataset", "set12", "--root", "{SET12}", "--option", "sigma=25"], 2,
+     "channels: set12 is a grey test set; open it with channels=1 (a 1-channel model"),
+    (["eval", "--checkpoint", "{GREY_CKPT}", "--out", "{OUT}", "--dataset", "set12", "--root", "{SET12}", "--option",
+      "sigma=25", "--channel", "y"], 2, "--channel y: the checkpoint's model is grey (model.channels 1)"),
     # ---- restore (checked before anything is read or written)
     (["restore", "{IMAGE}", "-o", "{OUT}/", "--checkpoint", "{CKPT}"], 1,
      "the input is a file, so the output must be a file name with an image extension"),
@@ -191,6 +246,10 @@ CASES = [
      "its weights do not fit the model its config describes (tiny, hidden 16, shared G, order 3)"),
     (["restore", "{NOT_AN_IMAGE}", "-o", "{OUT}.png", "--checkpoint", "{CKPT}"], 1, "cannot read image"),
     (["restore", "{BROKEN_FOLDER}", "-o", "{OUT}", "--checkpoint", "{CKPT}"], 1, "cannot read image"),
+    (["restore", "{IMAGE}", "-o", "{OUT}.png", "--checkpoint", "{SR_CKPT}", "--task", "denoise"], 2,
+     "--task denoise: the checkpoint was trained for task 'sr' (x2)"),
+    (["restore", "{IMAGE}", "-o", "{OUT}.png", "--checkpoint", "{CKPT}", "--task", "zoom"], 2,
+     "argument --task: invalid choice: 'zoom'"),
     # ---- restore: the long-job switches
     (["restore", "{DATA}/input", "-o", "{OUT}", "--checkpoint", "{CKPT}", "--resume", "--overwrite"], 2,
      "argument --overwrite: not allowed with argument --resume"),
@@ -253,10 +312,41 @@ def sandbox(tmp_path_factory):
     names["COLLIDING"] = root / "colliding"  # photo.png and photo.jpg: one output name under --format png
     save(names["COLLIDING"] / "photo.png", random_rgb(12, 12, seed=8))
     save(names["COLLIDING"] / "photo.jpg", random_rgb(12, 12, seed=9))
+    _task_files(root, names)
     names["BUSY"] = root / "busy"  # a run folder whose lock another writer holds (this fixture, by its own handle)
     shutil.copytree(names["RUN"], names["BUSY"])
     with exclusive(names["BUSY"], "train"):
         yield root, {key: str(value) for key, value in names.items()}
+
+
+def _task_files(root, names: dict) -> None:
+    """The denoising and super-resolution files: high-resolution images, BasicSR's Set5 layout
+    whole, without its low-resolution half and with one low-resolution image of the wrong size, a
+    grey Set12, and an x2 and a grey checkpoint trained on them for one step."""
+    names["HR"] = root / "hr"
+    for folder in ("hr", "set5/GTmod12", "set5/LRbicx2", "set5_uneven/GTmod12", "set5_uneven/LRbicx2",
+                   "set5_no_lr/GTmod12", "set12"):
+        (root / folder).mkdir(parents=True)
+    for i in range(2):
+        write_image(names["HR"] / f"{i}.png", smooth_image(24, 36, seed=20 + i))
+    for key, low_sizes in (("SET5", {}), ("SET5_UNEVEN", {"b": (12, 17)}), ("SET5_NO_LR", None)):
+        names[key] = root / key.lower()
+        for i, stem in enumerate("abcde"):  # five images, as the published Set5
+            write_image(names[key] / "GTmod12" / f"{stem}.png", smooth_image(24, 36, seed=30 + i))
+            if low_sizes is not None:
+                write_image(names[key] / "LRbicx2" / f"{stem}.png",
+                            smooth_image(*low_sizes.get(stem, (12, 18)), seed=40 + i))
+    names["SET12"] = root / "set12"
+    for i in range(2):
+        write_image(names["SET12"] / f"{i + 1:02d}.png", smooth_image(20, 20, seed=50 + i)[:1])
+    names["SR_CKPT"], names["GREY_CKPT"] = root / "sr_run" / "last.ckpt", root / "grey_run" / "last.ckpt"
+    short = ["--iters", "1", "--patch", "16", "--batch-size", "2", "--set", "model.hidden=4", "--no-progress"]
+    assert cli.main(["train", "--task", "sr", "--scale", "2", "--backbone", "edsr_baseline", "--set",
+                     "model.backbone_options={blocks: 1, width: 4}", "--dataset", "hr-folder", "--root",
+                     str(names["HR"]), "--out", str(names["SR_CKPT"].parent), *short]) == 0
+    assert cli.main(["train", "--task", "denoise", "--channels", "1", "--set", "model.backbone_options.width=4",
+                     "--dataset", "clean-folder", "--root", str(names["HR"]), "--set", "data.train.options.sigma=25",
+                     "--out", str(names["GREY_CKPT"].parent), *short]) == 0
 
 
 def _command(argv: list[str], names: dict) -> tuple[list[str], dict]:

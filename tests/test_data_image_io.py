@@ -7,6 +7,7 @@ from PIL import Image
 from taylor_fast.data import ImageReadError, read_image, write_image
 from taylor_fast.data.image_io import image_size, list_images, read_picture, to_uint8
 from taylor_fast.data.png16 import is_png16, read_png16
+from taylor_fast.resize import bicubic_upsample
 
 
 def test_8bit_rgb_png_exact(tmp_path):
@@ -132,7 +133,7 @@ def test_icc_profile_is_read_and_written_back(tmp_path, suffix):
     Image.fromarray(random_rgb(8, 8, seed=1)).save(tmp_path / f"in{suffix}", icc_profile=profile)
     picture = read_picture(tmp_path / f"in{suffix}")
     assert picture.icc_profile == profile
-    write_image(tmp_path / f"out{suffix}", picture.rgb, icc_profile=picture.icc_profile)
+    write_image(tmp_path / f"out{suffix}", picture.pixels, icc_profile=picture.icc_profile)
     with Image.open(tmp_path / f"out{suffix}") as written:
         assert written.info.get("icc_profile") == profile
 
@@ -156,12 +157,12 @@ def test_picture_keeps_alpha_and_greyness(tmp_path):
     rgba = np.concatenate([random_rgb(4, 5, seed=2), random_rgb(4, 5, seed=3)[:, :, :1]], axis=2)
     picture = read_picture(save(tmp_path / "rgba.png", rgba))
     assert not picture.grey and picture.icc_profile is None
-    np.testing.assert_array_equal(picture.rgb.numpy(), as_tensor_values(rgba[:, :, :3]))
+    np.testing.assert_array_equal(picture.pixels.numpy(), as_tensor_values(rgba[:, :, :3]))
     np.testing.assert_array_equal(picture.alpha[0].numpy(), rgba[:, :, 3].astype(np.float32) / 255)
     grey_alpha = np.stack([random_rgb(4, 5, seed=4)[:, :, 0], rgba[:, :, 3]], axis=2)
     picture = read_picture(save(tmp_path / "la.png", grey_alpha))
     assert picture.grey and picture.alpha is not None
-    np.testing.assert_array_equal(picture.rgb[2].numpy(), grey_alpha[:, :, 0].astype(np.float32) / 255)
+    np.testing.assert_array_equal(picture.pixels[2].numpy(), grey_alpha[:, :, 0].astype(np.float32) / 255)
     palette = Image.fromarray(random_rgb(4, 5, seed=5)).convert("P")
     palette.save(tmp_path / "p.png", transparency=0)
     assert read_picture(tmp_path / "p.png").alpha is not None
@@ -172,6 +173,35 @@ def test_picture_keeps_alpha_and_greyness(tmp_path):
     assert kept.shape == (2, 4, 5) and torch.equal(kept[1], read_picture(tmp_path / "la.png").alpha[0])
     pillow_luma = np.asarray(Image.fromarray(to_uint8(restored)).convert("L")).astype(int)
     assert np.abs(to_uint8(kept[:1])[:, :, 0].astype(int) - pillow_luma).max() <= 1
+
+
+def test_picture_read_grey_for_a_one_channel_model(tmp_path):
+    """channels=1: a colour file gives its luma rounded to its levels (Pillow's convert("L") to
+    within one level), a grey file its own samples; alpha, greyness and EXIF orientation as for
+    colour; keep() leaves a one-channel output grey and upscales the alpha of a larger output."""
+    rgba = np.concatenate([random_rgb(4, 6, seed=7), random_rgb(4, 6, seed=8)[:, :, :1]], axis=2)
+    picture = read_picture(save(tmp_path / "rgba.png", rgba), channels=1)
+    assert picture.pixels.shape == (1, 4, 6) and not picture.grey
+    levels = picture.pixels[0].numpy() * 255
+    np.testing.assert_array_equal(levels, np.round(levels))  # on the file's 8-bit levels
+    pillow_luma = np.asarray(Image.fromarray(rgba[:, :, :3]).convert("L")).astype(np.float32)
+    assert np.abs(levels - pillow_luma).max() <= 1
+    np.testing.assert_array_equal(picture.alpha[0].numpy(), rgba[:, :, 3].astype(np.float32) / 255)
+    np.testing.assert_array_equal(picture.pixels.numpy(), read_image(tmp_path / "rgba.png", channels=1).numpy())
+    grey = random_rgb(4, 6, seed=9)[:, :, 0]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter: the pixels come upright, 6x4
+    Image.fromarray(grey).save(tmp_path / "g.png", exif=exif.tobytes())
+    upright = read_picture(tmp_path / "g.png", channels=1)
+    assert upright.grey and upright.pixels.shape == (1, 6, 4)
+    np.testing.assert_array_equal(upright.pixels[0].numpy(), np.rot90(grey, -1).astype(np.float32) / 255)
+
+    one_channel = torch.rand(1, 8, 12)  # a grey x2 model's output for the RGBA picture
+    kept = picture.keep(one_channel)
+    assert kept.shape == (2, 8, 12) and torch.equal(kept[0], one_channel[0])
+    expected_alpha = bicubic_upsample(picture.alpha, 2).clamp(0, 1)
+    torch.testing.assert_close(kept[1:], expected_alpha, rtol=0, atol=0)
+    assert read_picture(tmp_path / "g.png").keep(torch.rand(3, 12, 8)).shape == (1, 12, 8)  # colour model, grey file
 
 
 @pytest.mark.parametrize("channels, mode", [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])

@@ -61,7 +61,7 @@ def test_iters_and_epochs_replace_each_other():
     ("eval: {sets: [{label: a, dataset: gopro, split: val}]}\n",
      "eval.sets[0].split: gopro has the splits 'train' and 'test', got 'val'"),
     ("model: {hidden: 0}\n", "model.hidden: expected a positive value, got 0"),
-    ("data: {train: {dataset: nope}}\n", "data.train.dataset: unknown dataset name 'nope'; known: gopro"),
+    ("data: {train: {dataset: nope}}\n", "data.train.dataset: unknown dataset name 'nope'; known: .*gopro"),
     ("data: {train: {options: {foo: 1}}}\n", "data.train.options: paired does not take foo; it takes input, target"),
     ("- a list\n", "expected a mapping of settings"),
     ("model: [1, 2\n", "not valid YAML"),
@@ -176,8 +176,8 @@ def _generator():
 def test_committed_grid_matches_the_generator_and_resolves(monkeypatch):
     generate = _generator()
     assert generate.main(["--check"]) == 0
-    files = generate.grid()
-    assert len(files) == 46
+    files = generate.paper_grid()
+    assert len(files) == 46 and set(files) <= set(generate.grid())
     monkeypatch.setenv("TAYLOR_FAST_DATA", "/datasets")
     design_names = {"ddn", "prenet", "dualgcn", "mprnet_derain", "msresnet", "rdn"}
     seen = set()
@@ -192,3 +192,68 @@ def test_committed_grid_matches_the_generator_and_resolves(monkeypatch):
     for dataset in ("rain100h-train", "rain100l-train", "rain800", "gopro"):
         assert {o for b, d, o in seen if b == "dualgcn" and d == dataset} == set(range(7))
     assert ("mprnet_derain", "rain13k", 3) in seen and ("rdn", "gopro", 0) in seen
+
+
+def test_the_task_fills_its_conventions_where_nothing_sets_them(tmp_path):
+    sr = C.resolve(overrides={"task": "sr", "model.scale": 3})
+    assert (sr["eval"]["channel"], sr["eval"]["crop_border"], sr["eval"]["quantize"]) == ("y", 3, "rgb")
+    assert sr["data"]["train"]["patch"] == 144  # 48x48 low-resolution patches
+    mine = C.resolve(_yaml(tmp_path / "c.yaml", "task: sr\nmodel: {scale: 2}\neval: {crop_border: 0}\n"),
+                     {"data.train.patch": 64})
+    assert mine["eval"]["crop_border"] == 0 and mine["data"]["train"]["patch"] == 64 and mine["eval"]["quantize"] == "rgb"
+    noise = C.resolve(overrides={"task": "denoise", "model.channels": 1})
+    assert (noise["eval"]["channel"], noise["eval"]["crop_border"], noise["eval"]["quantize"]) == ("rgb", 0, True)
+    assert C.resolve()["eval"]["channel"] == "y" and C.resolve(overrides={"task": "deblur"})["eval"]["channel"] == "rgb"
+    saved = C.resolve(overrides={"task": "sr", "model.scale": 2, "eval.crop_border": 5})
+    assert C.resolve(base=saved)["eval"]["crop_border"] == 5  # a resumed run keeps what it had
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"task": "sr"}, "model.scale: task sr needs the super-resolution factor"),
+    ({"model.scale": 2}, "model.scale: 2 upscales, which is task sr, but task is 'derain'"),
+    ({"task": "sr", "model.scale": 3, "data.train.patch": 100}, "data.train.patch: 100 is not a multiple of model.scale"),
+    ({"model.channels": 1}, "eval.channel: y needs colour images, but model.channels is 1"),
+    ({"model.channels": 2}, "model.channels: expected one of 1, 3, got 2"),
+    ({"eval.quantize": "y"}, "eval.quantize: expected true, false or rgb, got 'y'"),
+    ({"task": "inpaint"}, "task: expected one of derain, deblur, denoise, sr, other"),
+])
+def test_bad_task_settings_name_the_key(overrides, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.resolve(overrides=overrides)
+
+
+def test_a_config_saved_before_the_new_keys_reads_as_before():
+    old = C.resolve()
+    del old["model"]["scale"], old["model"]["channels"]
+    completed = C.complete(old)
+    assert completed["model"]["scale"] == 1 and completed["model"]["channels"] == 3
+    assert C.resume_conflicts(completed, C.resolve()) == []
+
+
+def test_the_denoising_and_super_resolution_grid(monkeypatch):
+    generate = _generator()
+    files = generate.beyond()
+    assert len(files) == 24 and all(text.startswith("# ") and "generate.py" in text for text in files.values())
+    monkeypatch.setenv("TAYLOR_FAST_DATA", "/datasets")
+    from taylor_fast.data.registry import spec
+
+    for path in files:
+        c = C.resolve(CONFIGS / path)
+        if path.startswith("denoise/"):
+            grey = "bsd400" in path
+            assert c["task"] == "denoise" and c["model"]["backbone"] == "dncnn" and c["model"]["channels"] == (1 if grey else 3)
+            assert c["train"]["lr"] == 1e-3 and c["train"]["epochs"] == 180 and c["data"]["train"]["batch_size"] == 128
+            sigma = c["data"]["train"]["options"]["sigma"]
+            assert f"_s{sigma}_" in path and all(s["options"] == {"sigma": sigma} for s in c["eval"]["sets"])
+            assert {s["dataset"] for s in c["eval"]["sets"]} == ({"set12", "bsd68"} if grey else
+                                                                 {"cbsd68", "kodak24", "mcmaster"})
+            assert (c["eval"]["channel"], c["eval"]["quantize"]) == ("rgb", True)
+        else:
+            scale = c["model"]["scale"]
+            assert c["task"] == "sr" and f"_x{scale}_" in path and c["eval"]["crop_border"] == scale
+            assert c["train"]["lr"] == 1e-4 and c["data"]["train"]["dataset"] == "div2k"
+            assert c["data"]["train"]["patch"] == scale * (48 if "edsr" in path else 32)
+            assert [s["dataset"] for s in c["eval"]["sets"]] == ["set5", "set14", "bsd100", "urban100", "manga109"]
+            assert (c["eval"]["channel"], c["eval"]["quantize"]) == ("y", "rgb")
+        for entry in c["eval"]["sets"] + [c["data"]["train"]]:
+            spec(entry["dataset"])  # a registered name

@@ -28,7 +28,7 @@ def _oracle(pred, target, channel, crop_border, quantize):
             p, t = (np.floor(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8) for x in (p, t))
         if channel == "y":
             p, t = (rgb2ycbcr(x)[..., 0] for x in (p, t))  # MATLAB's formula; uint8 input is scaled by 1/255
-            if quantize:
+            if quantize is True:  # "rgb": Y of the rounded RGB, not rounded itself (BasicSR)
                 p, t = np.floor(p + 0.5), np.floor(t + 0.5)
             data_range, axis = 255, None
         else:
@@ -41,10 +41,10 @@ def _oracle(pred, target, channel, crop_border, quantize):
 
 
 @pytest.mark.parametrize("channel", ["rgb", "y"])
-@pytest.mark.parametrize("quantize", [False, True])
+@pytest.mark.parametrize("quantize", [False, True, "rgb"])
 @pytest.mark.parametrize("crop_border", [0, 4])
 def test_against_scikit_image(channel, quantize, crop_border):
-    pred, target = _images(seed=crop_border + 2 * quantize)
+    pred, target = _images(seed=crop_border + 2 * bool(quantize))
     got_psnr = metrics.psnr(torch.from_numpy(pred), torch.from_numpy(target), channel, crop_border, quantize)
     got_ssim = metrics.ssim(torch.from_numpy(pred), torch.from_numpy(target), channel, crop_border, quantize)
     want_psnr, want_ssim = _oracle(pred, target, channel, crop_border, quantize)
@@ -114,6 +114,15 @@ def test_errors_name_the_argument():
         metrics.psnr(a, a, data_range=0)
     with pytest.raises(TypeError, match="pred: expected a torch.Tensor, got ndarray"):
         metrics.psnr(a.numpy(), a)
+    with pytest.raises(ValueError, match="quantize: expected True, False or 'rgb', got 'y'"):
+        metrics.psnr(a, a, quantize="y")
+
+
+def test_a_grey_image_is_compared_on_its_one_channel():
+    pred, target = (torch.from_numpy(x[:, :1]) for x in _images(seed=8))
+    want = [peak_signal_noise_ratio(t[0], p[0], data_range=1) for p, t in zip(pred.numpy(), target.numpy())]
+    np.testing.assert_allclose(metrics.psnr(pred, target).numpy(), want, rtol=1e-9)
+    assert "grey" in metrics.conventions("rgb")["colour_transform"]
 
 
 def test_conventions_record():

@@ -3,11 +3,14 @@
 read_image(path) gives the pixels as a (3, H, W) RGB tensor: 8-bit files become k/255, 16-bit
 files k/65535 (16-bit PNGs through png16, since Pillow would drop their low byte), the EXIF
 orientation is applied (the pixels come upright, as viewers show the photo), grey images are
-repeated to 3 channels and alpha is dropped.
+repeated to 3 channels and alpha is dropped. read_image(path, channels=1) gives a (1, H, W) grey
+tensor instead: a grey file's own samples, and for a colour file its ITU-R 601-2 luma
+0.299 R + 0.587 G + 0.114 B rounded to the file's levels, as Pillow's convert("L") and OpenCV's
+grey reading give the denoising benchmarks.
 
-read_picture(path) gives the same RGB pixels and what a restored copy of the file should keep:
-its alpha channel, whether it is grey, and its ICC colour profile. write_image writes grey, grey
-+ alpha, RGB or RGBA, at 8 or 16 bits, with the profile, and JPEG/WebP at a chosen quality.
+read_picture(path, channels) gives the same pixels and what a restored copy of the file should
+keep: its alpha channel, whether it is grey, and its ICC colour profile. write_image writes grey,
+grey + alpha, RGB or RGBA, at 8 or 16 bits, with the profile, and JPEG/WebP at a chosen quality.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..resize import bicubic_upsample
 from .png16 import is_png16, read_png16, write_png16
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
@@ -42,24 +46,25 @@ class ImageReadError(OSError):
 
 @dataclass(frozen=True)
 class Picture:
-    """An image file read for restoration: upright RGB pixels for a model, and what its restored
+    """An image file read for restoration: upright pixels for a model, and what its restored
     copy keeps (see keep)."""
 
-    rgb: torch.Tensor  # (3, H, W) float32 in [0, 1]
+    pixels: torch.Tensor  # (C, H, W) float32 in [0, 1]: RGB (C = 3) or grey (C = 1), as asked
     alpha: torch.Tensor | None  # (1, H, W) float32 in [0, 1], or None
-    grey: bool
+    grey: bool  # the file is grey
     icc_profile: bytes | None
 
     def keep(self, restored: torch.Tensor) -> torch.Tensor:
-        """`restored`, a (3, H, W) restoration of self.rgb, with this picture's channels: one
-        luma channel for a grey picture (ITU-R 601-2 weights, as Pillow's convert("L")), then
-        this picture's alpha, unchanged."""
-        image = restored
-        if self.grey:
-            weights = torch.tensor(_LUMA, dtype=restored.dtype, device=restored.device).view(3, 1, 1)
-            image = (restored * weights).sum(dim=0, keepdim=True)
+        """`restored`, a (C, s H, s W) restoration of self.pixels (s = 1, or a super-resolution
+        model's scale), with this picture's channels: one luma channel for a grey picture (see
+        to_grey), grey output of a grey model staying grey, then this picture's alpha (bicubic-
+        upscaled to the output's size where s > 1)."""
+        image = to_grey(restored) if self.grey and restored.shape[0] == 3 else restored
         if self.alpha is not None:
-            image = torch.cat([image, self.alpha.to(image)])
+            alpha = self.alpha.to(image)
+            if image.shape[-1] != alpha.shape[-1]:
+                alpha = bicubic_upsample(alpha, image.shape[-1] // alpha.shape[-1]).clamp(0, 1)
+            image = torch.cat([image, alpha])
         return image
 
 
@@ -118,9 +123,33 @@ def _decode(path: Path) -> tuple[np.ndarray, float, bool, bool, bytes | None]:
     return _upright(samples, orientation), scale, grey, alpha, icc_profile
 
 
-def read_picture(path) -> Picture:
-    """The image at `path` as a Picture (upright RGB, alpha, grey or not, ICC profile);
-    ImageReadError names the file."""
+def to_grey(image: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) -> (1, H, W): the luma 0.299 R + 0.587 G + 0.114 B (not rounded)."""
+    weights = torch.tensor(_LUMA, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image * weights).sum(dim=0, keepdim=True)
+
+
+def _luma_levels(samples: np.ndarray) -> np.ndarray:
+    """(H, W, 3) integer samples -> (H, W, 1) luma rounded to the same levels."""
+    luma = sum(weight * samples[:, :, c].astype(np.float64) for c, weight in enumerate(_LUMA))
+    return np.floor(luma + 0.5)[:, :, None]
+
+
+def _as_tensor(samples: np.ndarray, scale: float) -> torch.Tensor:
+    """(H, W, C) samples -> a contiguous float32 (C, H, W) tensor in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(samples).astype(np.float32) / scale).permute(2, 0, 1).contiguous()
+
+
+def check_channels(channels) -> int:
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ValueError(f"channels: expected 1 (grey) or 3 (colour), got {channels!r}")
+    return channels
+
+
+def read_picture(path, channels: int = 3) -> Picture:
+    """The image at `path` as a Picture (upright pixels with `channels` channels, 3: RGB, 1: grey;
+    alpha, grey or not, ICC profile); ImageReadError names the file."""
+    check_channels(channels)
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"image file {path} does not exist")
@@ -128,16 +157,18 @@ def read_picture(path) -> Picture:
         samples, scale, grey, alpha, icc_profile = _decode(path)
     except (OSError, ValueError, SyntaxError, zlib.error) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
-    pixels = torch.from_numpy(np.ascontiguousarray(samples).astype(np.float32) / scale).permute(2, 0, 1)
-    colour = pixels[:-1] if alpha else pixels
-    rgb = colour.expand(3, -1, -1) if colour.shape[0] == 1 else colour
-    return Picture(rgb.contiguous(), pixels[-1:].contiguous() if alpha else None, grey, icc_profile)
+    colour = samples[:, :, :-1] if alpha else samples
+    if channels == 1 and colour.shape[2] == 3:
+        colour = _luma_levels(colour)
+    pixels = _as_tensor(colour, scale)
+    return Picture(pixels.expand(channels, -1, -1).contiguous() if pixels.shape[0] < channels else pixels,
+                   _as_tensor(samples[:, :, -1:], scale) if alpha else None, grey, icc_profile)
 
 
-def read_image(path) -> torch.Tensor:
-    """The image at `path` as a float32 (3, H, W) RGB tensor in [0, 1], upright; ImageReadError
-    names the file."""
-    return read_picture(path).rgb
+def read_image(path, channels: int = 3) -> torch.Tensor:
+    """The image at `path` as a float32 (channels, H, W) tensor in [0, 1], upright (channels 3:
+    RGB, 1: grey); ImageReadError names the file."""
+    return read_picture(path, channels).pixels
 
 
 def image_size(path) -> tuple[int, int]:

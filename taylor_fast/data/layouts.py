@@ -1,8 +1,9 @@
-"""The benchmark layouts as distributed (shared/DATASETS.md), each registered under its name.
+"""The deraining and deblurring benchmark layouts as distributed, each registered under its name
+(denoising: layouts_denoise.py; super-resolution: layouts_sr.py).
 
-A lister returns (pairs, problems): problems are files without a partner, named in full; the
-registry then checks the pairs' files and sizes. Structural faults (a missing folder or list
-file) raise DatasetError at once.
+A lister returns (pairs, problems): problems are files without a partner, each naming the file
+found and the partner file expected; the registry then checks the pairs' files and sizes.
+Structural faults (a missing folder or list file) raise DatasetError at once.
 """
 from __future__ import annotations
 
@@ -11,38 +12,9 @@ import warnings
 from pathlib import Path
 
 from .image_io import list_images, natural_key
+from .matching import by_name, by_stem, match, require_folder, same_name
 from .pairs import DatasetError, DatasetWarning, ImageRef, Pair
 from .registry import register
-
-
-def _folder(path: Path, dataset: str) -> Path:
-    if not path.is_dir():
-        raise DatasetError(f"{dataset}: expected folder {path}, which does not exist")
-    return path
-
-
-def _by_name(files: list[Path], key=lambda p: p.stem) -> tuple[dict[str, Path], list[str]]:
-    """{key: file}, and a problem for each key that two files share (a.png and a.jpg): which one is
-    meant cannot be guessed, so neither is used."""
-    found: dict[str, list[Path]] = {}
-    for path in files:
-        found.setdefault(key(path), []).append(path)
-    problems = [f"ambiguous name: {' and '.join(str(p) for p in paths)} are both item {name!r}; keep one of them"
-                for name, paths in found.items() if len(paths) > 1]
-    return {name: paths[0] for name, paths in found.items() if len(paths) == 1}, problems
-
-
-def _match(inputs: dict[str, Path], targets: dict[str, Path], target_place: str,
-           input_place: str | None) -> tuple[list[Pair], list[str]]:
-    """Pair inputs and targets that share a key (the item name). Inputs without a target are
-    problems; so are targets without an input unless `input_place` is None (a shared GT folder)."""
-    problems = [f"missing partner: input {inputs[k]} has no target in {target_place}"
-                for k in inputs if k not in targets]
-    if input_place is not None:
-        problems += [f"missing partner: target {targets[k]} has no input in {input_place}"
-                     for k in targets if k not in inputs]
-    keys = sorted(set(inputs) & set(targets), key=natural_key)
-    return [Pair(k, ImageRef(inputs[k]), ImageRef(targets[k])) for k in keys], problems
 
 
 def _numbered(folder: Path, prefix: str) -> tuple[dict[str, Path], list[str]]:
@@ -50,18 +22,21 @@ def _numbered(folder: Path, prefix: str) -> tuple[dict[str, Path], list[str]]:
     and the names two files share."""
     pattern = re.compile(rf"{prefix}-(\d+)")
     files = [p for p in list_images(folder) if pattern.fullmatch(p.stem)]
-    return _by_name(files, key=lambda p: f"rain-{pattern.fullmatch(p.stem).group(1)}")
+    return by_name(files, key=lambda p: f"rain-{pattern.fullmatch(p.stem).group(1)}")
 
 
-def _input_target(input_dir: Path, target_dir: Path) -> tuple[list[Pair], list[str]]:
+def input_target(input_dir: Path, target_dir: Path, dataset: str, scale: int = 1) -> tuple[list[Pair], list[str]]:
     """Files paired by name; when no name matches (rain-N / norain-N) and the counts agree, by
-    sorted order. Partial matches are paired by name, so a stray file is reported, not shifted."""
-    (inputs, input_clashes), (targets, target_clashes) = _by_name(list_images(input_dir)), _by_name(
-        list_images(target_dir))
+    sorted order. Partial matches are paired by name, so a stray file is reported, not shifted.
+    One of the two folders may be missing: each file of the other then names its partner."""
+    if not input_dir.is_dir() and not target_dir.is_dir():
+        raise DatasetError(f"{dataset}: expected folders {input_dir} and {target_dir}, which do not exist")
+    (inputs, input_clashes), (targets, target_clashes) = by_stem(input_dir), by_stem(target_dir)
     clashes = input_clashes + target_clashes
     if not set(inputs) & set(targets) and len(inputs) == len(targets) and not clashes:
-        return [Pair(i.stem, ImageRef(i), ImageRef(t)) for i, t in zip(inputs.values(), targets.values())], []
-    pairs, problems = _match(inputs, targets, str(target_dir), str(input_dir))
+        return [Pair(i.stem, ImageRef(i), ImageRef(t), scale=scale)
+                for i, t in zip(inputs.values(), targets.values())], []
+    pairs, problems = match(inputs, targets, same_name(target_dir), same_name(input_dir), scale=scale)
     return pairs, clashes + problems
 
 
@@ -98,7 +73,9 @@ def _rain100(input_dir: Path, target_dir: Path, dataset: str, exclude=None):
                           f"(e.g. {sorted(unmatched)[:5]})", DatasetWarning, stacklevel=4)
         inputs = {k: p for k, p in inputs.items() if number[k] not in dropped}
         targets = {k: p for k, p in targets.items() if number[k] not in dropped}
-    pairs, problems = _match(inputs, targets, f"{target_dir} (as norain-N)", f"{input_dir} (as rain-N)")
+    # rain-001.png <-> norain-001.png
+    pairs, problems = match(inputs, targets, lambda key, path: target_dir / f"no{path.name}",
+                            lambda key, path: input_dir / path.name[2:])
     return pairs, input_clashes + target_clashes + problems
 
 
@@ -108,12 +85,12 @@ _RAIN100_TRAIN = "ROOT/rain-1.png ... with ground truth ROOT/norain-1.png ... in
 
 @register("rain100h", layout=_RAIN100_TEST, splits=("test",))
 def rain100h(root, split):
-    return _rain100(_folder(root / "rainy", "rain100h"), root, "rain100h")
+    return _rain100(require_folder(root / "rainy", "rain100h"), root, "rain100h")
 
 
 @register("rain100l", layout=_RAIN100_TEST, splits=("test",))
 def rain100l(root, split):
-    return _rain100(_folder(root / "rainy", "rain100l"), root, "rain100l")
+    return _rain100(require_folder(root / "rainy", "rain100l"), root, "rain100l")
 
 
 @register("rain100h-train", layout=_RAIN100_TRAIN, splits=("train",))
@@ -131,24 +108,27 @@ def rain100l_train(root, split, exclude=None):
 @register("rain800", layout="ROOT/{training,test_syn}/N.jpg, each clean (left half) | rainy (right half)",
           splits=("train", "test"))
 def rain800(root, split):
-    folder = _folder(root / {"train": "training", "test": "test_syn"}[split], "rain800")
+    folder = require_folder(root / {"train": "training", "test": "test_syn"}[split], "rain800")
     return [Pair(p.stem, ImageRef(p, "right"), ImageRef(p, "left")) for p in list_images(folder)], []
 
 
 @register("rain13k", layout="ROOT/input/* and ROOT/target/* (MPRNet layout; its test sets too)")
 def rain13k(root, split):
-    return _input_target(_folder(root / "input", "rain13k"), _folder(root / "target", "rain13k"))
+    return input_target(root / "input", root / "target", "rain13k")
 
 
 @register("paired", layout="ROOT/input/* and ROOT/target/*, or input=DIR and target=DIR", root_optional=True)
-def paired(root, split, input=None, target=None):
+def paired(root, split, input=None, target=None, scale=1):
+    """`scale` > 1: the targets are that many times larger than the inputs (super-resolution)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale: expected a positive integer, got {scale!r}")
     if (input is None) != (target is None):
         raise DatasetError("paired: give both input= and target= folders, or neither and a root")
     if input is None and root is None:
         raise DatasetError("paired: give a root holding input/ and target/, or input= and target= folders")
     input_dir = Path(input) if input is not None else root / "input"
     target_dir = Path(target) if target is not None else root / "target"
-    return _input_target(_folder(input_dir, "paired"), _folder(target_dir, "paired"))
+    return input_target(input_dir, target_dir, "paired", scale)
 
 
 @register("gopro", layout="ROOT/{train,test}/GOPRxxxx_xx_xx/{blur,blur_gamma,sharp}/NNNNNN.png",
@@ -158,16 +138,15 @@ def gopro(root, split, blur="blur"):
     if blur not in ("blur", "blur_gamma"):
         raise DatasetError(f"gopro: option blur: expected 'blur' or 'blur_gamma', got {blur!r}")
     pairs, problems = [], []
-    for sequence in sorted((p for p in _folder(root / split, "gopro").iterdir() if p.is_dir()),
+    for sequence in sorted((p for p in require_folder(root / split, "gopro").iterdir() if p.is_dir()),
                            key=lambda p: natural_key(p.name)):
         folders = [sequence / blur, sequence / "sharp"]
-        missing = [str(f) for f in folders if not f.is_dir()]
-        if missing:
-            problems.append(f"missing folder {' and '.join(missing)}")
+        if not any(f.is_dir() for f in folders):
+            problems.append(f"missing folders {folders[0]} and {folders[1]}")
             continue
         (inputs, input_clashes), (targets, target_clashes) = (
-            _by_name(list_images(f), key=lambda p: f"{sequence.name}/{p.stem}") for f in folders)
-        found, unpaired = _match(inputs, targets, str(folders[1]), str(folders[0]))
+            by_name(list_images(f) if f.is_dir() else [], key=lambda p: f"{sequence.name}/{p.stem}") for f in folders)
+        found, unpaired = match(inputs, targets, same_name(folders[1]), same_name(folders[0]))
         pairs += found
         problems += input_clashes + target_clashes + unpaired
     return pairs, problems
@@ -177,14 +156,14 @@ def gopro(root, split, blur="blur"):
           "ROOT/GT/NAME.png, or ROOT/input/* and ROOT/target/*", splits=("test",))
 def hide(root, split):
     if (root / "input").is_dir() and (root / "target").is_dir():
-        return _input_target(root / "input", root / "target")
-    test, truth = _folder(root / "test", "hide"), _folder(root / "GT", "hide")
+        return input_target(root / "input", root / "target", "hide")
+    test, truth = require_folder(root / "test", "hide"), root / "GT"
     subsets = [test / s for s in ("test-close-ups", "test-long-shot") if (test / s).is_dir()]
     if not subsets:
         raise DatasetError(f"hide: expected folder {test / 'test-close-ups'} or {test / 'test-long-shot'}")
-    inputs, clashes = _by_name([p for s in subsets for p in list_images(s)], key=lambda p: f"{p.parent.name}/{p.stem}")
+    inputs, clashes = by_name([p for s in subsets for p in list_images(s)], key=lambda p: f"{p.parent.name}/{p.stem}")
     targets = {key: truth / p.name for key, p in inputs.items() if (truth / p.name).is_file()}
-    pairs, problems = _match(inputs, targets, str(truth), None)  # GT/ also holds the training set's ground truth
+    pairs, problems = match(inputs, targets, same_name(truth), None)  # GT/ also holds the training set's ground truth
     return pairs, clashes + problems
 
 

@@ -5,6 +5,9 @@ Resolution order, later wins: DEFAULTS (the paper's recipe), the `base:` chain o
 (`--order 3`, `--set train.lr=5e-4`). Every key must exist in DEFAULTS (a typo is an error, not
 a silently ignored setting), and values are checked for type and range.
 
+The task (derain, deblur, denoise, sr) supplies the metric conventions of its field (and, for
+super-resolution, the patch size) wherever no file or flag sets them: TASK_DEFAULTS.
+
 Strings in dataset roots and options may use environment variables (`${TAYLOR_FAST_DATA}/GoPro`),
 so the committed grid runs on any machine. Output locations (`paths.*`) are relative to the run
 folder and may neither leave it nor land on the run's own files or on each other (see paths.py);
@@ -32,6 +35,8 @@ DEFAULTS = {
     "model": {
         "backbone": "tiny",
         "backbone_options": {},
+        "scale": 1,  # super-resolution factor: F's output is this many times larger than its input
+        "channels": 3,  # 3: colour images; 1: grey, read and restored as one channel
         "order": 3,
         "hidden": 32,
         "shared": True,
@@ -70,9 +75,9 @@ DEFAULTS = {
         "deterministic": False,
     },
     "eval": {
-        "channel": "y",  # deraining papers: Y of BT.601; deblurring: rgb
+        "channel": "y",  # deraining papers: Y of BT.601; deblurring, denoising: rgb (every channel)
         "crop_border": 0,
-        "quantize": False,
+        "quantize": False,  # true: RGB and Y rounded to 8 bits (MATLAB on uint8); rgb: RGB only (BasicSR)
         "sets": [],  # [{label, dataset, root, split, options}] evaluated by `taylor-fast eval` without --dataset
     },
     "log": {
@@ -99,12 +104,30 @@ _EVAL_SET_KEYS = {"label", "dataset", "root", "split", "options"}
 RESUME_MAY_CHANGE = ("name", "train.epochs", "train.iters", "train.amp", "train.compile", "train.checkpoint_every",
                      "train.deterministic", "train.lr", "train.grad_clip", "data.train.root", "data.train.workers",
                      "data.train.skip_bad", "eval", "log", "paths")
+TASKS = ("derain", "deblur", "denoise", "sr", "other")
 _CHOICES = {
-    "task": ("derain", "deblur", "denoise", "other"),
+    "task": TASKS,
+    "model.channels": (1, 3),
     "model.activation": ("relu", "leaky_relu"),
     "model.backend": ("auto", "reference", "cpu", "cuda", "triton"),
     "train.amp": ("auto", "bf16", "off"),
     "eval.channel": ("y", "rgb"),
+}
+
+
+# keys that take a bool or one of some strings: {key: (strings, how to say it)}
+_BOOL_OR = {"eval.quantize": (("rgb",), "true, false or rgb")}
+
+# The field's conventions per task, applied to keys no file or flag sets; a callable gets
+# model.scale. Denoising: every channel (RGB, or the grey one), outputs rounded to 8 bits, no
+# crop (DnCNN/KAIR). Super-resolution: Y of BT.601 with `scale` border pixels cropped, outputs
+# rounded to 8 bits but Y not (BasicSR, and RDN/RCAN's MATLAB scripts on im2double images),
+# training patches 48x48 at low resolution (EDSR, BasicSR).
+TASK_DEFAULTS = {
+    "deblur": {"eval.channel": "rgb"},
+    "denoise": {"eval.channel": "rgb", "eval.quantize": True},
+    "sr": {"eval.channel": "y", "eval.crop_border": lambda scale: scale, "eval.quantize": "rgb",
+           "data.train.patch": lambda scale: 48 * scale},
 }
 
 
@@ -137,7 +160,7 @@ def get(config: dict, key: str):
     return node
 
 
-def _set(config: dict, key: str, value, source: str) -> None:
+def _set(config: dict, key: str, value, source: str, given: set | None = None) -> None:
     parts = key.split(".")
     node, default = config, DEFAULTS
     for depth, part in enumerate(parts[:-1]):
@@ -153,6 +176,8 @@ def _set(config: dict, key: str, value, source: str) -> None:
     if default is not None and parts[-1] not in default:
         raise ConfigError(f"{source}: unknown key {key!r}; {_known(default, '.'.join(parts[:-1]))}")
     node[parts[-1]] = value
+    if given is not None:
+        given.add(key)
     # the run length is either epochs or iters: setting one clears the other
     if key in ("train.iters", "train.epochs") and value is not None:
         config["train"]["epochs" if key == "train.iters" else "iters"] = None
@@ -163,7 +188,7 @@ def _known(section: dict, prefix: str) -> str:
     return f"known keys: {keys}"
 
 
-def _merge(config: dict, update: dict, source: str, prefix: str = "") -> None:
+def _merge(config: dict, update: dict, source: str, given: set, prefix: str = "") -> None:
     """Apply a nested dict of settings key by key, so every key is checked against DEFAULTS."""
     if not isinstance(update, dict):
         raise ConfigError(f"{source}: expected a mapping at {prefix or 'the top level'}, got {type(update).__name__}")
@@ -171,9 +196,9 @@ def _merge(config: dict, update: dict, source: str, prefix: str = "") -> None:
         key = f"{prefix}.{name}" if prefix else str(name)
         default = _default(key)
         if isinstance(value, dict) and isinstance(default, dict) and key not in _FREE:
-            _merge(config, value, source, key)
+            _merge(config, value, source, given, key)
         else:
-            _set(config, key, copy.deepcopy(value), source)
+            _set(config, key, copy.deepcopy(value), source, given)
 
 
 def _default(key: str):
@@ -206,6 +231,21 @@ def _read_yaml(path: Path, chain: tuple[Path, ...]) -> list[tuple[Path, dict]]:
     return _read_yaml(path.parent / base, chain + (path,)) + [(path, settings)]
 
 
+def complete(saved: dict) -> dict:
+    """A saved config with the keys added since it was written set to their DEFAULTS (which keep
+    the behaviour of the version that wrote it: e.g. model.scale 1, model.channels 3)."""
+    def fill(node: dict, default: dict) -> dict:
+        out = copy.deepcopy(node)
+        for key, value in default.items():
+            if key not in out:
+                out[key] = copy.deepcopy(value)
+            elif isinstance(value, dict) and isinstance(out[key], dict) and value:
+                out[key] = fill(out[key], value)
+        return out
+
+    return fill(saved, DEFAULTS)
+
+
 def parse_assignment(text: str, option: str = "--set", example: str = "train.lr=5e-4") -> tuple[str, object]:
     """'train.lr=5e-4' -> ('train.lr', 0.0005); the value is read as YAML (numbers, lists, null).
     `option` and `example` name the command-line option in errors."""
@@ -218,15 +258,28 @@ def parse_assignment(text: str, option: str = "--set", example: str = "train.lr=
         raise ConfigError(f"{option} {text}: the value is not valid YAML: {' '.join(str(exc).split())}") from None
 
 
+def _task_defaults(config: dict, given: set) -> None:
+    """TASK_DEFAULTS of config's task for the keys not in `given`."""
+    scale, task = config["model"]["scale"], config["task"]
+    if not _type_ok(scale, 1) or not isinstance(task, str):
+        return  # validate() names the bad value
+    for key, value in TASK_DEFAULTS.get(task, {}).items():
+        if key not in given:
+            _set(config, key, value(scale) if callable(value) else value, "task defaults")
+
+
 def resolve(yaml_path: Path | None = None, overrides: dict | None = None, base: dict | None = None) -> dict:
     """The checked configuration: `base` (DEFAULTS if None), the YAML chain, then `overrides`
-    ({dotted key: value})."""
+    ({dotted key: value}); starting from DEFAULTS, the task's defaults fill what none of them set."""
     config = copy.deepcopy(DEFAULTS if base is None else base)
+    given: set[str] = set()
     if yaml_path is not None:
         for source, settings in _read_yaml(Path(yaml_path), ()):
-            _merge(config, settings, str(source))
+            _merge(config, settings, str(source), given)
     for key, value in (overrides or {}).items():
-        _set(config, key, copy.deepcopy(value), "command line")
+        _set(config, key, copy.deepcopy(value), "command line", given)
+    if base is None:
+        _task_defaults(config, given)
     validate(config)
     return config
 
@@ -265,13 +318,18 @@ def validate(config: dict) -> None:
             if value is None:
                 continue
             default, expected = _NULLABLE[key]
+        elif key in _BOOL_OR:
+            strings, expected = _BOOL_OR[key]
+            if not isinstance(value, bool) and value not in strings:
+                raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+            continue
         else:
             expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                         list: "a list"}[type(default)]
         if not _type_ok(value, default):
             raise ConfigError(f"{key}: expected {expected}, got {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"{key}: expected one of {', '.join(_CHOICES[key])}, got {value!r}")
+            raise ConfigError(f"{key}: expected one of {', '.join(map(str, _CHOICES[key]))}, got {value!r}")
     _check_ranges(config)
     check_run_locations({f"paths.{key}": rel for key, rel in config["paths"].items()})
 
@@ -289,12 +347,14 @@ def _check_ranges(config: dict) -> None:
         raise ConfigError("train.epochs / train.iters: set exactly one of them (the other null), "
                           f"got epochs={train['epochs']!r}, iters={train['iters']!r}")
     _positive(config, "train.epochs", "train.iters", "train.lr", "train.gamma", "train.checkpoint_every",
-              "train.grad_clip", "data.train.patch", "data.train.batch_size", "data.train.repeat", "log.every")
+              "train.grad_clip", "data.train.patch", "data.train.batch_size", "data.train.repeat", "log.every",
+              "model.scale")
     _positive(config, "model.hidden")
     _positive(config, "seed", "model.order", "train.weight_decay", "train.lam", "data.train.workers",
               "log.images_every", "eval.crop_border", zero_ok=True)
     if config["model"]["order"] > 32:
         raise ConfigError(f"model.order: expected 0..32, got {config['model']['order']}")
+    _check_task(config)
     betas = train["betas"]
     if len(betas) != 2 or not all(_type_ok(b, 1.0) and 0 <= b < 1 for b in betas):
         raise ConfigError(f"train.betas: expected two numbers in [0, 1), got {betas!r}")
@@ -316,6 +376,20 @@ def _check_ranges(config: dict) -> None:
     data = config["data"]["train"]
     check_dataset(data["dataset"], data["split"], data["options"],
                   ("data.train.dataset", "data.train.split", "data.train.options"))
+
+
+def _check_task(config: dict) -> None:
+    model, scale = config["model"], config["model"]["scale"]
+    if config["task"] == "sr" and scale == 1:
+        raise ConfigError("model.scale: task sr needs the super-resolution factor (2, 3 or 4), got 1")
+    if scale > 1 and config["task"] not in ("sr", "other"):
+        raise ConfigError(f"model.scale: {scale} upscales, which is task sr, but task is {config['task']!r}")
+    if config["data"]["train"]["patch"] % scale:
+        raise ConfigError(f"data.train.patch: {config['data']['train']['patch']} is not a multiple of model.scale "
+                          f"({scale}); it is the high-resolution patch (e.g. {48 * scale} for 48x48 inputs)")
+    if config["eval"]["channel"] == "y" and model["channels"] != 3:
+        raise ConfigError(f"eval.channel: y needs colour images, but model.channels is {model['channels']}; "
+                          "use rgb (every channel: the grey one)")
 
 
 def check_dataset(name, split, options: dict, labels: tuple[str, str, str]) -> None:

@@ -39,7 +39,8 @@ def parse_orders(text: str) -> list[int]:
 @torch.no_grad()
 def restore(net: TaylorNet | Chunked, image: torch.Tensor, tile: int | None = None, overlap: int = 32,
             progress=None) -> torch.Tensor:
-    """The model's output for a (3, H, W) image in [0, 1], clamped to [0, 1] (progress(n) is
+    """The model's output for a (C, H, W) image in [0, 1] (C x scale*H x scale*W for a
+    super-resolution model), clamped to [0, 1] (progress(n) is
     called as tiles finish). Pass Chunked(net) when restoring many images, so that a batch size
     that ran out of memory is remembered from one image to the next (see tiling.tiled)."""
     module = net.model if isinstance(net, Chunked) else net
@@ -55,11 +56,12 @@ def check_sizes(dataset, crop_border: int, option: str = "--crop-border") -> Non
         raise ConfigError(f"{option}: expected 0 or more pixels, got {crop_border}")
     need = metrics.SSIM_WINDOW
     for pair in dataset.pairs:
-        height, width = pair.input.size()
+        # the metrics compare the output with the target: for super-resolution the high-resolution image
+        height, width = pair.target.size()
         left = (height - 2 * crop_border, width - 2 * crop_border)
         if min(left) >= need:
             continue
-        image = f"{pair.input.describe()} is {height}x{width} (HxW)"
+        image = f"{pair.target.describe()} is {height}x{width} (HxW)"
         if not crop_border:
             raise ConfigError(f"{image}; SSIM needs at least {need}x{need} pixels: leave it out of the set")
         kept = f"leaves {left[0]}x{left[1]}" if min(left) > 0 else "crops the whole image away"
@@ -150,10 +152,12 @@ def _left_out(result: dict) -> str:
 
 def markdown(record: dict) -> str:
     c = record["conventions"]
-    lines = [f"# {record.get('model', 'model')} on {record.get('dataset', 'dataset')}", "",
-             f"{record['count']} images; PSNR/SSIM on {'Y (BT.601)' if c['channel'] == 'y' else 'RGB'}, "
-             f"crop border {c['crop_border']}, {'uint8-quantised' if c['quantize'] else 'float'} outputs clamped "
-             "to [0, 1]; means over finite values.", "",
+    scale = f" x{record['scale']}" if record.get("scale", 1) > 1 else ""
+    compared = "Y (BT.601)" if c["channel"] == "y" else ("the grey channel" if record.get("channels") == 1 else "RGB")
+    outputs = {True: "uint8-quantised", "rgb": "uint8-quantised (Y not rounded)"}.get(c["quantize"], "float")
+    lines = [f"# {record.get('model', 'model')}{scale} on {record.get('dataset', 'dataset')}", "",
+             f"{record['count']} images; PSNR/SSIM on {compared}, crop border {c['crop_border']}, {outputs} outputs "
+             "clamped to [0, 1]; means over finite values.", "",
              "| order | PSNR (dB) | SSIM | left out of the means |", "|---:|---:|---:|---|"]
     orders = record.get("orders") or {str(record["order"]): record}
     for order, result in orders.items():

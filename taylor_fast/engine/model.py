@@ -10,7 +10,28 @@ from .. import _dispatch, backbones
 from .._validation import Call
 from ..taylornet import DerivativeG, TaylorNet, select_output
 from . import checkpoint
-from .config import ConfigError
+from .config import ConfigError, complete
+
+
+def _backbone_options(model: dict) -> dict:
+    """backbone_options plus what model.channels and model.scale ask of the backbone."""
+    name, scale, channels = model["backbone"], model["scale"], model["channels"]
+    scales = backbones.scales(name)
+    options = dict(model["backbone_options"])
+    if scales:
+        if scale not in scales:
+            raise ConfigError(f"model.scale: {name} upscales by {', '.join(map(str, scales))}, got {scale}")
+        options["scale"] = scale
+    elif scale != 1:
+        upscaling = [n for n in backbones.names() if backbones.scales(n)]
+        raise ConfigError(f"model.scale: {name} keeps the input's size, so it cannot upscale by {scale}; "
+                          f"super-resolution backbones: {', '.join(upscaling)}")
+    if channels != 3:
+        if "channels" not in backbones.arguments(name):
+            raise ConfigError(f"model.channels: {name} takes colour images only, got {channels}")
+        options["channels"] = channels
+    return options
+
 
 # the image size of check()'s dry run: large enough for every backbone's downsampling
 _DRY_RUN_SIDE = 64
@@ -21,34 +42,39 @@ def build(model: dict) -> TaylorNet:
     known = backbones.names()
     if model["backbone"] not in known:
         raise ConfigError(f"model.backbone: unknown backbone {model['backbone']!r}; known: {', '.join(known)}")
+    options = _backbone_options(model)
     try:
-        mapping = backbones.create(model["backbone"], **model["backbone_options"])
+        mapping = backbones.create(model["backbone"], **options)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"model.backbone_options for {model['backbone']}: {exc}") from None
     try:
-        return TaylorNet(mapping, order=model["order"], hidden=model["hidden"], activation=model["activation"],
-                         negative_slope=model["negative_slope"], shared=model["shared"], backend=model["backend"])
+        return TaylorNet(mapping, order=model["order"], channels=model["channels"], hidden=model["hidden"],
+                         activation=model["activation"], negative_slope=model["negative_slope"],
+                         shared=model["shared"], backend=model["backend"], scale=model["scale"])
     except ValueError as exc:
         raise ConfigError(f"model: {exc}") from None
 
 
 def check(model: dict) -> None:
     """Build the model on the meta device (no memory, no arithmetic, no random numbers drawn) and
-    run its mapping network once on a 1x3x64x64 image, so that settings the constructors accept
-    but the network cannot run (a zero width, a size no layer can take) are refused before any
-    training starts, naming the setting."""
+    run its mapping network once on a 1xCx64x64 image (C = model.channels), so that settings the
+    constructors accept but the network cannot run (a zero width, a size no layer can take) are
+    refused before any training starts, naming the setting."""
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore")  # e.g. "Initializing zero-element tensors is a no-op"
         net = build(model)
-        image = torch.empty(1, 3, _DRY_RUN_SIDE, _DRY_RUN_SIDE)
+        image = torch.empty(1, model["channels"], _DRY_RUN_SIDE, _DRY_RUN_SIDE)
         try:
             f = select_output(net.mapping(image), net.output, net.mapping)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise ConfigError(f"model.backbone_options {model['backbone_options'] or '{}'}: {model['backbone']} cannot "
                               f"run with them: {' '.join(str(exc).split())}") from None
-    if f.shape != image.shape:
+    scale = model["scale"]
+    expected = (1, model["channels"], _DRY_RUN_SIDE * scale, _DRY_RUN_SIDE * scale)
+    if tuple(f.shape) != expected:
+        needs = "the input's shape" if scale == 1 else f"the input's channels at {scale} times its size (model.scale)"
         raise ConfigError(f"model.backbone_options {model['backbone_options'] or '{}'}: {model['backbone']} returns "
-                          f"{tuple(f.shape)} for a {tuple(image.shape)} image; TaylorNet needs the input's shape")
+                          f"{tuple(f.shape)} for a {tuple(image.shape)} image; TaylorNet needs {needs}")
 
 
 def check_backend(net: TaylorNet, device, fix: str) -> None:
@@ -91,7 +117,7 @@ def at_order(net: TaylorNet, order: int) -> TaylorNet:
             for name in ("w1", "b1", "w2", "b2"):
                 getattr(derivative, name).copy_(getattr(G, name)[:order])
     return TaylorNet(net.mapping, order=order, channels=G.channels, hidden=G.hidden, backend=net.backend,
-                     output=net.output, derivative=derivative)
+                     output=net.output, derivative=derivative, scale=net.scale)
 
 
 def _misfits(net: TaylorNet, weights: dict) -> list[str]:
@@ -112,9 +138,9 @@ def load(path, device="cpu") -> tuple[TaylorNet, dict, dict]:
     """(model in eval mode on `device`, its resolved config, the checkpoint's progress record)."""
     state = checkpoint.load(path)
     try:
-        config, weights = state["config"], state["model"]
+        config, weights = complete(state["config"]), state["model"]
         described = config["model"]
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         raise checkpoint.CheckpointError(f"checkpoint {path} holds no model and config") from None
     net = build(described)
     problems = _misfits(net, weights)

@@ -19,12 +19,17 @@ class Repeated(Dataset):
 
     def __init__(self, dataset, repeat: int):
         self.dataset, self.repeat = dataset, repeat
+        self.scale = getattr(dataset, "scale", 1)
 
     def __len__(self):
         return len(self.dataset) * self.repeat
 
     def __getitem__(self, index):
         return self.dataset[index % len(self.dataset)]
+
+    def load(self, index, degrade: bool = True):
+        """PairedImages.load of image index mod len (TrainingPatches makes on-the-fly inputs per patch)."""
+        return self.dataset.load(index % len(self.dataset), degrade)
 
 
 class EpochSampler(Sampler):

@@ -6,6 +6,9 @@ the overlap nearest its own edge (pixels a convolution saw with the window's zer
 instead of the real neighbours), a linear cross-fade over the middle half, one beyond. Image
 borders are real borders and keep full weight. So a model whose receptive field reaches at most
 overlap/4 pixels gives exactly its whole-image output, and a deeper one shows no seams.
+
+A super-resolution model's output is s times larger than its input: windows are laid out on the
+input and their outputs placed, and blended, on the s times larger grid (ramps s times longer).
 """
 from __future__ import annotations
 
@@ -54,8 +57,9 @@ def tiled(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, ti
           overlap: int = 32, batch: int = 4, progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """model(image) for an (N, C, H, W) image, computed tile by tile when H or W exceeds `tile`
     (tile None: in one piece). Tiles go through the model `batch` at a time; the output has the
-    input's size and dtype, accumulated in float32 on the input's device. progress(n) is called
-    as n more windows (count() in all) are done.
+    input's size times the model's scale (the ratio of its output's to its input's size) and the
+    input's dtype, accumulated in float32 on the input's device. progress(n) is called as n more
+    windows (count() in all) are done.
 
     Memory: a batch of tiles (or of images) that runs out of memory is split (chunks.Chunked;
     pass a Chunked model to keep the part size it learnt across calls), and when a single tile
@@ -97,16 +101,26 @@ def _tiled(run: Chunked, image: torch.Tensor, tile: int | None, overlap: int, ba
         crops = torch.cat([image[:, :, t:t + h, l:l + w] for t, l, h, w in group])
         results = run(crops).float()
         if out is None:
-            out = image.new_zeros((n, results.shape[1], height, width), dtype=torch.float32)
-            weight = image.new_zeros((1, 1, height, width), dtype=torch.float32)
+            s = _scale(crops, results)
+            out = image.new_zeros((n, results.shape[1], height * s, width * s), dtype=torch.float32)
+            weight = image.new_zeros((1, 1, height * s, width * s), dtype=torch.float32)
         for index, (t, l, h, w) in enumerate(group):
-            mask = (ramp(t, h, height, overlap)[:, None] * ramp(l, w, width, overlap)[None, :]).float()
+            t, l, h, w = t * s, l * s, h * s, w * s
+            mask = (ramp(t, h, height * s, overlap * s)[:, None] * ramp(l, w, width * s, overlap * s)[None, :]).float()
             mask = mask.to(image.device)
             out[:, :, t:t + h, l:l + w] += results[index * n:(index + 1) * n] * mask
             weight[:, :, t:t + h, l:l + w] += mask
         if progress is not None:
             progress(len(group))
     return (out / weight).to(image.dtype)
+
+
+def _scale(crops: torch.Tensor, results: torch.Tensor) -> int:
+    """The model's upscaling factor, from a batch of windows and its output."""
+    (h, w), (out_h, out_w) = crops.shape[-2:], results.shape[-2:]
+    if out_h % h or out_w % w or out_h // h != out_w // w:
+        raise ValueError(f"the model turned {h}x{w} windows into {out_h}x{out_w}, not a whole multiple of their size")
+    return out_h // h
 
 
 def count(height: int, width: int, tile: int | None, overlap: int) -> int:

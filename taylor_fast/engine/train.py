@@ -29,10 +29,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .. import __version__
-from ..data import TrainingPatches, open_dataset
+from ..data import TrainingPatches
 from ..taylornet import TaylorNet, select_output, taylor_loss
 from . import atomic, checkpoint, distributed, lock, model, rng
-from .config import ConfigError, dump, expand
+from .config import ConfigError, dump
+from .datasets import open_for_model
 from .interrupt import StopRequest
 from .paths import CHECKPOINT, CONFIG, inside
 from .progress import TrainLog, image_grid
@@ -48,7 +49,7 @@ class TrainingError(RuntimeError):
 class TermsForward(nn.Module):
     """(O, f) of a TaylorNet as one forward() (what DDP and torch.compile wrap). With amp the
     mapping network runs under bf16 autocast and its output is cast back to float32 before the
-    expansion: the Taylor ops take one dtype for all their inputs and y stays float32."""
+    expansion: the Taylor ops take one dtype for all their inputs and y (or up(y)) stays float32."""
 
     def __init__(self, net: TaylorNet, amp: bool):
         super().__init__()
@@ -58,15 +59,18 @@ class TermsForward(nn.Module):
         with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=self.amp):
             f = select_output(self.net.mapping(y), self.net.output, self.net.mapping)
         f = f.float()
-        return self.net.expand(f, y), f
+        u = self.net.guide(y)
+        self.net.check_sizes(f, u, y)
+        return self.net.expand(f, u), f
 
 
 def _check_patch(images, patch: int) -> None:
-    """Every training image must hold a patch (checked from the file headers, before training)."""
+    """Every training image must hold a patch (checked from the file headers, before training);
+    the patch is the target's (for super-resolution, the high-resolution one)."""
     for pair in images.pairs:
-        height, width = pair.input.size()
+        height, width = pair.target.size()
         if height < patch or width < patch:
-            raise ConfigError(f"data.train.patch: {patch} is larger than {pair.input.describe()} "
+            raise ConfigError(f"data.train.patch: {patch} is larger than {pair.target.describe()} "
                               f"({height}x{width} HxW); lower the patch size")
 
 
@@ -92,9 +96,9 @@ class Training:
             self.net.derivative.requires_grad_(False)
         rng.seed_everything(seed + processes.rank)
 
-        images = open_dataset(data["dataset"], expand(data["root"], "data.train.root"), split=data["split"],
-                              skip_bad=data["skip_bad"], skip_hint="--set data.train.skip_bad=true",
-                              **{k: expand(v, f"data.train.options.{k}") for k, v in data["options"].items()})
+        images = open_for_model(config["model"], data["dataset"], data["root"], data["split"], data["options"],
+                                skip_bad=data["skip_bad"], skip_hint="--set data.train.skip_bad=true",
+                                keys=("data.train.dataset", "data.train.root", "data.train.options"))
         _check_patch(images, data["patch"])
         self.patches = TrainingPatches(Repeated(images, data["repeat"]), patch=data["patch"], seed=seed,
                                        flips=data["flips"], rotations=data["rotations"])
@@ -233,7 +237,7 @@ class Training:
         self.iteration += 1
         every = self.config["log"]["images_every"]
         if every and self.iteration % every == 0:
-            log.images(self.iteration, image_grid(y, f, out, x))
+            log.images(self.iteration, image_grid(self.net.guide(y), f, out, x))
         with torch.no_grad():
             terms = torch.stack([loss.detach(), nn.functional.l1_loss(out, x), nn.functional.l1_loss(f, x)])
         return terms.double().cpu()
@@ -281,7 +285,8 @@ class Training:
         c, n = self.config, self.net
         where = f"{self.processes.world} processes" if self.processes.distributed else str(self.processes.device)
         return (f"{'resuming at' if self.iteration else 'training from'} iteration {self.iteration} of {self.total} "
-                f"({self.per_epoch} per epoch): {c['model']['backbone']} order {n.order} "
+                f"({self.per_epoch} per epoch): {c['model']['backbone']}{f' x{n.scale}' if n.scale > 1 else ''} "
+                f"order {n.order} "
                 f"({'shared' if c['model']['shared'] else 'per-order'} G, backend {n.backend}), "
                 f"{c['data']['train']['dataset']} patches {c['data']['train']['patch']} x batch {self.batch}, "
                 f"on {where}{', bf16 autocast' if self.amp else ''}")

@@ -46,6 +46,13 @@ def reports_errors(command: str, *more: type[Exception]):
     return decorate
 
 
+def check_task(args, config: dict) -> None:
+    """--task, where given, must be the task the checkpoint was trained for."""
+    if args.task is not None and args.task != config["task"]:
+        raise ConfigError(f"--task {args.task}: the checkpoint was trained for task {config['task']!r}"
+                          + (f" (x{config['model']['scale']})" if config["model"]["scale"] > 1 else ""))
+
+
 # the end of a "backend cannot run here" error for the commands that run a trained model
 BACKEND_FIX = ("the checkpoint's config sets model.backend; run where that backend is available (`taylor-fast info` "
                "lists them)")

@@ -1,10 +1,14 @@
 """`taylor-fast restore IN -o OUT --checkpoint CKPT`: restore an image file or a folder of them.
 
 Any size: images larger than --tile go through overlapping tiles blended smoothly (tiling.py),
-so memory stays bounded and the output has the input's size. 8- and 16-bit PNG in and out (a
-16-bit PNG gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out.
-Outputs are upright (EXIF orientation applied), keep the input's ICC profile, its alpha and
-greyness (--channels rgb: always RGB), and JPEG/WebP are written at --quality.
+so memory stays bounded and the output has the input's size, or `scale` times it for a
+super-resolution checkpoint (the upscaled image). 8- and 16-bit PNG in and out (a 16-bit PNG
+gives a 16-bit PNG), JPEG and the other formats of the data layer in, 8-bit out. Outputs are
+upright (EXIF orientation applied), keep the input's ICC profile, its alpha (upscaled with the
+image by a super-resolution checkpoint) and greyness (--channels rgb: always RGB), and JPEG/WebP
+are written at --quality. A grey checkpoint (model.channels 1) reads every image as grey (a
+colour one as its luma) and writes grey files; a colour checkpoint restores a grey image in
+colour and writes the luma of the result.
 
 Each output is written to a temporary file in its folder and renamed once complete, so a killed
 run leaves no truncated image under an output's name; `--resume` keeps the outputs already there
@@ -25,11 +29,11 @@ from ...data import ImageReadError, write_image
 from ...data.image_io import Picture, read_picture
 from .. import atomic, model
 from ..chunks import Chunked
-from ..config import ConfigError
+from ..config import TASKS, ConfigError
 from ..evaluate import restore as restore_image
 from ..restore import PlanError, plan
 from ..tiling import count
-from . import BACKEND_FIX, CommandError, check_tiles, device, reports_errors
+from . import BACKEND_FIX, CommandError, check_task, check_tiles, device, reports_errors
 
 
 def add_arguments(parser):
@@ -37,6 +41,8 @@ def add_arguments(parser):
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                         help="output file, or folder (created) for a folder input")
     parser.add_argument("--checkpoint", type=Path, required=True, help="a run's last.ckpt")
+    parser.add_argument("--task", choices=TASKS,
+                        help="the task the checkpoint must have been trained for (checked; default: its own)")
     parser.add_argument("--order", type=int, help="unroll to this order instead of the trained one (see eval --orders)")
     parser.add_argument("--tile", type=int, default=512, help="tile side for large images (0: whole image; default 512)")
     parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
@@ -47,7 +53,8 @@ def add_arguments(parser):
     parser.add_argument("--quality", type=integer(1, 100), default=95,
                         help="JPEG and WebP quality, 1..100 (default 95; JPEG without chroma subsampling)")
     parser.add_argument("--channels", choices=("same", "rgb"), default="same",
-                        help="same: a grey input gives a grey output and alpha is kept (default); rgb: always RGB")
+                        help="same: a grey input or a grey checkpoint gives a grey output, and alpha is kept "
+                             "(default); rgb: always RGB")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the inputs)")
     existing.add_argument("--resume", action="store_true",
@@ -62,10 +69,19 @@ def _warn(text: str) -> None:
     tqdm.write(f"taylor-fast restore: {text}", file=sys.stderr)
 
 
-def _summary(written: int, kept: int, skipped: int, where: Path) -> str:
+def _summary(written: int, kept: int, skipped: int, where: Path, scale: int) -> str:
     notes = ([f"{kept} already there kept"] if kept else []) + ([f"{skipped} unreadable skipped"] if skipped else [])
-    return f"restored {written} image{'s' if written != 1 else ''} -> {where}" + (f" ({', '.join(notes)})"
-                                                                                   if notes else "")
+    upscaled = f" (upscaled x{scale})" if scale > 1 else ""
+    return f"restored {written} image{'s' if written != 1 else ''}{upscaled} -> {where}" + (
+        f" ({', '.join(notes)})" if notes else "")
+
+
+def _channels(restored: torch.Tensor, picture: Picture, channels: str) -> torch.Tensor:
+    """What --channels asks to write: the input `picture`'s channels (same), or RGB (rgb: a grey
+    model's output repeated to three channels)."""
+    if channels == "same":
+        return picture.keep(restored)
+    return restored.expand(3, -1, -1) if restored.shape[0] == 1 else restored
 
 
 def _write(job, restored: torch.Tensor, picture: Picture, args) -> None:
@@ -76,8 +92,8 @@ def _write(job, restored: torch.Tensor, picture: Picture, args) -> None:
     job.target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic.writing(job.target) as temporary:
-            write_image(temporary, picture.keep(restored) if args.channels == "same" else restored, bits=job.bits,
-                        quality=args.quality, icc_profile=picture.icc_profile)
+            write_image(temporary, _channels(restored, picture, args.channels), bits=job.bits, quality=args.quality,
+                        icc_profile=picture.icc_profile)
     except OSError as exc:
         raise atomic.WriteError(atomic.failure(job.target, exc, "output")) from exc
 
@@ -90,7 +106,8 @@ def main(args) -> int:
                 skip_bad=args.skip_bad)
     jobs = todo.jobs
     on = device(args.device)
-    net, _, _ = model.load(args.checkpoint, on)
+    net, config, _ = model.load(args.checkpoint, on)
+    check_task(args, config)
     if args.order is not None and args.order != net.order:
         try:
             net = model.at_order(net, args.order)
@@ -112,7 +129,7 @@ def main(args) -> int:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
             try:
-                picture = read_picture(job.source)
+                picture = read_picture(job.source, net.channels)
             except ImageReadError as exc:
                 if not args.skip_bad:
                     raise CommandError(f"{exc}; outputs written before it: {written}; rerun with --resume to keep "
@@ -122,9 +139,9 @@ def main(args) -> int:
                 skipped += 1
                 bar.update(count(*job.size, args.tile or None, args.overlap))
                 continue
-            restored = restore_image(run, picture.rgb, args.tile or None, args.overlap, progress=bar.update)
+            restored = restore_image(run, picture.pixels, args.tile or None, args.overlap, progress=bar.update)
             _write(job, restored, picture, args)
             written += 1
     where = jobs[0].target if len(jobs) == 1 and not todo.kept else args.output
-    print(_summary(written, len(todo.kept), skipped, where), file=sys.stdout)
+    print(_summary(written, len(todo.kept), skipped, where, net.scale), file=sys.stdout)
     return 0

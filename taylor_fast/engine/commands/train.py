@@ -3,6 +3,9 @@
     taylor-fast train --config configs/derain/dualgcn_rain100h_o3.yaml --out runs/dcm_h_o3
     taylor-fast train --backbone tiny --order 3 --dataset paired --root DATA --iters 2000 --out runs/t
     taylor-fast train --out runs/dcm_h_o3 --resume              # continue a stopped run exactly
+    taylor-fast train --task sr --scale 2 --backbone edsr_baseline --dataset div2k --root DIV2K --out runs/sr
+    taylor-fast train --task denoise --channels 1 --dataset clean-folder --root BSD400 \
+        --set data.train.options.sigma=25 --out runs/grey25
     torchrun --nproc_per_node 4 -m taylor_fast train --config ... --out RUN     # DDP, per-GPU batch
 
 Exit status: 0 when the run is complete, 1 on an error (another process already training in
@@ -14,13 +17,14 @@ import sys
 from pathlib import Path
 
 from .. import checkpoint
-from ..config import ConfigError, parse_assignment, resolve, resume_conflicts
+from ..config import TASKS, ConfigError, complete, parse_assignment, resolve, resume_conflicts
 from ..lock import FolderBusy
 from ..train import CHECKPOINT, TrainingError, train
 from . import CommandError, check_folder, device, reports_errors
 
 # flag -> config key (the flag's value overrides the key)
 _FLAG_KEYS = {
+    "task": "task", "scale": "model.scale", "channels": "model.channels",
     "backbone": "model.backbone", "order": "model.order", "backend": "model.backend",
     "dataset": "data.train.dataset", "root": "data.train.root", "batch_size": "data.train.batch_size",
     "patch": "data.train.patch", "workers": "data.train.workers", "iters": "train.iters",
@@ -33,6 +37,10 @@ def add_arguments(parser):
     parser.add_argument("--out", type=Path, required=True, help="run folder: last.ckpt, config.yaml, train.log, tb/")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last.ckpt (starts afresh if it has none yet)")
+    parser.add_argument("--task", choices=TASKS,
+                        help="the task: its field's metric conventions (and SR patch size) where not set")
+    parser.add_argument("--scale", type=int, help="super-resolution factor 2, 3 or 4 (task sr; F upscales by it)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), help="3: colour (default); 1: grey, end to end")
     parser.add_argument("--backbone", help="mapping network F (taylor_fast.backbones.names())")
     parser.add_argument("--order", type=int, help="Taylor order n (0 = the plain backbone)")
     parser.add_argument("--backend", help="Taylor op backend: auto (default), reference, cpu, cuda, triton")
@@ -69,9 +77,10 @@ def _config_and_state(args, announce: bool = True) -> tuple[dict, dict | None]:
     ckpt = args.out / CHECKPOINT
     if args.resume and ckpt.exists():
         state = checkpoint.load(ckpt)
+        saved = complete(state["config"])
         # the saved config, or the one --config describes (so the same command line restarts a run)
-        config = resolve(args.config, overrides(args), base=None if args.config else state["config"])
-        conflicts = resume_conflicts(state["config"], config)
+        config = resolve(args.config, overrides(args), base=None if args.config else saved)
+        conflicts = resume_conflicts(saved, config)
         if conflicts:
             raise ConfigError("a resumed run cannot change " + "; ".join(conflicts)
                               + " (start a new run with another --out instead)")
