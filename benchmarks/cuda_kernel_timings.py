@@ -1,5 +1,5 @@
 """Times the fused CUDA expansion against the eager reference, side by side in one process, on
-the cases of issue 7 (order 3, hidden 32; N=4 at 3x512x512 and N=1 at 3x1080x1920; bf16 and
+the headline cases of a GPU run (order 3, hidden 32; N=4 at 3x512x512 and N=1 at 3x1080x1920; bf16 and
 fp32): forward and forward+backward time, peak memory of forward+backward, achieved TFLOP/s and
 the minimum-traffic GB/s. bf16 rows also time the SIMT forward (TAYLOR_FAST_CUDA_TENSOR_CORES=0)
 beside the default tensor-core one. Needs a GPU; benchmarks/gpu_check.sh runs it.
@@ -23,7 +23,7 @@ from taylor_fast import ops, reference
 from taylor_fast.bench.memory import cuda_peak_bytes
 
 ORDER, HIDDEN, C = 3, 32, 3
-FLOPS_PER_PIXEL_ORDER = 2 * 9 * (2 * C * HIDDEN + HIDDEN * C)  # DESIGN §5: 5184
+FLOPS_PER_PIXEL_ORDER = 2 * 9 * (2 * C * HIDDEN + HIDDEN * C)  # 5184 for C=3, hidden 32 (docs/semantics.md)
 CASES = [(4, 512, 512), (1, 1080, 1920)]
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}  # bf16 first: the tensor-core path
 

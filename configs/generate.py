@@ -29,7 +29,7 @@ DERAIN = {
                                                      ("rain100l", "rain13k", "MPRNet/test/Rain100L", "test")]),
 }
 DEBLUR = {
-    # trained on GoPro, tested on GoPro, HIDE and RealBlur without retraining (paper §4.1)
+    # trained on GoPro, tested on GoPro, HIDE and RealBlur without retraining, as the paper evaluates them
     "gopro": ("gopro", "GoPro", [("gopro", "gopro", "GoPro", "test"), ("hide", "hide", "HIDE", "test"),
                                  ("realblur-j", "realblur-j", "RealBlur", "test"),
                                  ("realblur-r", "realblur-r", "RealBlur", "test")]),
@@ -43,7 +43,7 @@ TABLES = [
     ("Table 3", "derain", ("dualgcn",), ("rain100h", "rain100l", "rain800"), tuple(range(7))),
     ("Table 4", "deblur", ("dualgcn",), ("gopro",), tuple(range(7))),
 ]
-# MPRNet's published evaluation rounds Y to 8 bits (DATASETS.md); PReNet's and DCM's do not
+# MPRNet's published evaluation rounds Y to 8 bits (docs/datasets.md); PReNet's and DCM's do not
 QUANTIZE = {"mprnet_derain"}
 
 

@@ -18,7 +18,7 @@ from taylor_fast.backbones._padding import mirror_pad, pad_to_multiple
 from taylor_fast.backbones.ddn import guided_filter
 from taylor_fast.backbones.msresnet import gaussian_pyramid
 
-# BACKBONES.md; DualGCN's figure there is "about 2.73 M": ours counts every convolution's bias
+# docs/backbones.md; DualGCN's original figure is "about 2.73 M": ours counts every convolution's bias
 PARAMETERS = {
     "ddn": 57_369, "prenet": 168_963, "prn": 95_107, "prenet_r": 94_979, "prn_r": 21_123,
     "dualgcn": 2_731_071, "mprnet_derain": 3_637_249, "mprnet_deblur": 20_127_073,

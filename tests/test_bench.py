@@ -85,7 +85,7 @@ def test_quick_grid_and_overrides():
 
 
 def test_cost_model():
-    assert cost.flops_per_pixel_per_order(3, 32) == 5184  # DESIGN section 5
+    assert cost.flops_per_pixel_per_order(3, 32) == 5184  # 2 * 9 * (2C * hidden + hidden * C), C=3, hidden 32
     shape = (2, 3, 10, 20)
     fwd, fwd_bytes = cost.case_cost("forward", shape, 3, 32, 4)
     assert fwd == 5184 * 3 * 400 and fwd_bytes == 5 * 3 * 3 * 400 * 4

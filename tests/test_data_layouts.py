@@ -1,4 +1,4 @@
-"""Every benchmark layout of shared/DATASETS.md, on small folders the tests write themselves."""
+"""Every benchmark layout of docs/datasets.md, on small folders the tests write themselves."""
 import numpy as np
 import pytest
 import torch

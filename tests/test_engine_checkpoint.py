@@ -1,4 +1,4 @@
-"""Checkpoint format (issue 8 §6): safetensors + JSON, so loading runs no code; the training
+"""Checkpoint format: safetensors + JSON, so loading runs no code; the training
 state round-trips exactly; tensors carry readable names and older numbered files still load;
 taylor_fast.load gives the trained model; the sampler order is reproducible and resumable."""
 import pickle

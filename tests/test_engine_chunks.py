@@ -1,4 +1,4 @@
-"""Issue 8 §3: a batch too large for memory is processed in parts, not failed. Out-of-memory
+"""A batch too large for memory is processed in parts, not failed. Out-of-memory
 errors are injected (a real one is not practical here): a model wrapper raises what torch raises
 when a call holds more than a set number of pixels."""
 import warnings

@@ -13,7 +13,7 @@ Training step: 3x (forward + backward) of the expansion plus 3x the backbone's c
 FLOPs (counted with forward hooks during one no-grad forward of the case's input); Adam and
 the L1 loss are O(parameters + pixels) and left out.
 
-Bytes. The compulsory traffic of the fused schedule (DESIGN section 4): per order a pass
+Bytes. The compulsory traffic of the fused schedule (docs/kernels.md): per order a pass
 reads g, y and acc and writes g_next and acc, five C-channel images; the backward moves
 about as much again (saved g^k, y, the incoming gradients in, gradient of g^k out), so
 forward+backward is 2x. The reference moves much more (it writes and reads the

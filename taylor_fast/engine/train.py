@@ -1,5 +1,5 @@
 """The training loop: a TaylorNet on random patches, L1(O, x) + lam L1(f, x), Adam and MultiStepLR
-(paper §4.3), resumable exactly from RUN/last.ckpt, on one process or many (torchrun DDP).
+(the paper's recipe: docs/semantics.md), resumable exactly from RUN/last.ckpt, on one process or many (torchrun DDP).
 
 Exact resumption: the data drawn depends only on (seed, epoch, position) (see sampler.py), and
 the checkpoint holds the weights, the optimiser and scheduler state, every process's RNG states
