@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import taylor_fast
-from conftest import make_images, make_weights
+from sample_tensors import make_images, make_weights
 from taylor_fast import backbones, ops, reference
+from taylor_fast.backends import extension
 
 pytestmark = pytest.mark.skipif(not taylor_fast.backends()["cpu"][0], reason="the CPU kernels are not built")
 
@@ -60,7 +61,7 @@ def test_float32_fast_paths_match_reference(hidden):
 
 @pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
 def test_every_isa_code_path_matches_reference(isa, monkeypatch):
-    if isa != "baseline" and taylor_fast._extension.module.cpu_isa() not in {"avx2": ("avx2", "avx512"),
+    if isa != "baseline" and extension.cpu_isa() not in {"avx2": ("avx2", "avx512"),
                                                                             "avx512": ("avx512",)}[isa]:
         pytest.skip(f"this CPU has no {isa}")
     monkeypatch.setenv("TAYLOR_FAST_CPU_ISA", isa)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import taylor_fast
-from conftest import make_images, make_weights
+from sample_tensors import make_images, make_weights
 from kernel_oracles import (as64, assert_fp64_close, assert_within_low_precision_bound, reference_grads,
                             reference_step, reference_terms)
 from taylor_fast import ops

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from backend_cases import backend_device_params
-from conftest import make_images, make_weights
+from sample_tensors import make_images, make_weights
 from taylor_fast import TaylorNet, backbones, ops, taylor_loss
 
 BACKENDS = backend_device_params()

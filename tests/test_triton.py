@@ -16,12 +16,11 @@ import torch
 
 import taylor_fast
 from backend_cases import device_of, marks_for
-from conftest import make_images, make_weights
-from taylor_fast import _validation, ops, reference
-from taylor_fast.triton import TritonBackend  # without triton this module fails: it must not skip
+from sample_tensors import make_images, make_weights
+from taylor_fast import backends, ops, reference
+from taylor_fast.triton import INTERPRETED  # without triton this module fails: it must not skip
 from taylor_fast.triton import _tiling
 
-INTERPRETED = TritonBackend().interpreted
 DEVICE = device_of("triton")
 pytestmark = marks_for("triton", DEVICE)
 ops_ = torch.ops.taylor_fast
@@ -178,23 +177,23 @@ def test_torch_compile_traces_the_op_without_graph_breaks():
 def _call(**changes):
     base = dict(device=torch.device(DEVICE), dtype=torch.float32, channels=3, hidden=32, kernel_size=3,
                 per_order=False, activation="relu", negative_slope=0.2)
-    return _validation.Call(**{**base, **changes})
+    return backends.Call(**{**base, **changes})
 
 
 @pytest.mark.parametrize("changes,reason", [
     (dict(dtype=torch.float64), "float64 is not implemented"),
     (dict(kernel_size=5), "5x5"),
-    (dict(hidden=128), "hidden <= 64"),
-    (dict(channels=8), "C <= 4"),
+    (dict(hidden=128), "take at most 64"),
+    (dict(channels=8), "take at most 4"),
     (dict(device=torch.device("meta")), "the tensors are on meta"),
 ])
 def test_cannot_serve_names_the_reason(changes, reason):
-    assert reason in TritonBackend().cannot_serve(_call(**changes))
+    assert reason in backends.rejection("triton", _call(**changes))
 
 
 def test_serves_fp32_bf16_fp16():
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        assert TritonBackend().cannot_serve(_call(dtype=dtype, channels=4, hidden=64)) is None
+        assert backends.rejection("triton", _call(dtype=dtype, channels=4, hidden=64)) is None
 
 
 COMPILED_MODE = """
