@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import taylor_fast
-from sample_tensors import make_images, make_weights
 from backend_cases import available_backends, device_of
+from sample_tensors import make_images, make_weights
 from taylor_fast import backends, explain, ops, reference
 from taylor_fast.backends import extension
 

@@ -30,21 +30,23 @@ expand(call, f, y, w1, b1, w2, b2, order) -> out
 step(call, g, y, acc, w1, b1, w2, b2, k) -> (g_next, acc_next)
     The computation, with validated arguments (one dtype and device, shapes checked, order >= 1;
     order 0 never reaches a backend) and the semantics of taylor_fast.reference:
-    - differentiable with respect to every tensor argument, double backward refused with a
-      clear error (the fused backward is not itself differentiable);
-    - outputs and gradients allocated like torch.empty_like(the matching input) (channels_last
-      stays channels_last; strided and zero-stride inputs are read through their strides);
+    - differentiable with respect to every tensor argument;
     - float64 equal to the reference to rounding (1e-10 relative); a backend without float64
       (Triton) is held to float32 rounding in float32; bfloat16 and float16 computed in float32
       and rounded once on output, within twice the error of the eager reference in the same
       dtype (both against float64);
+    - any memory layout (channels_last, strided views, zero strides) read through its strides;
     - empty batches and images smaller than G's 2-pixel halo give the reference's results;
     - the same call twice gives bitwise the same outputs and gradients (on CUDA under
       torch.use_deterministic_algorithms(True));
-    - NaN and +-inf in the images propagate as in the reference;
-    - fused backends implement their ops as torch.library custom ops with the schemas of
-      csrc/bindings.cpp, fake kernels and registered autograd, so that torch.library.opcheck
-      passes and torch.compile(fullgraph=True) traces them without graph breaks.
+    - NaN and +-inf in the images propagate as in the reference.
+    The fused backends (all but the reference) also:
+    - implement their ops as torch.library custom ops with the schemas of csrc/bindings.cpp,
+      fake kernels and registered autograd, so that torch.library.opcheck passes and
+      torch.compile(fullgraph=True) traces them without graph breaks;
+    - allocate outputs and gradients like torch.empty_like(the matching input) (channels_last
+      stays channels_last), the contract the fake kernels promise (csrc/taylor_step.h);
+    - refuse double backward with a clear error (their backward is not itself differentiable).
 
 Choosing: see _selection.py (backend="auto" takes the first available backend of the table that
 can serve the call, in table order among those marked automatic for the tensors' device, else the
