@@ -198,8 +198,8 @@ def custom_op(backend, name):
 def op_samples(backend, device):
     """Arguments of each of the backend's four ops (the expansion's forward with per-order weights,
     whose 5-D shapes the fake kernels must handle too)."""
-    (f, y, *shared), _ = problem(backend, device, (1, 3, 5, 7), hidden=4)
-    (_, _, *per_order), _ = problem(backend, device, (1, 3, 5, 7), hidden=4, orders=2)
+    (f, y, *shared), _ = problem(backend, device, (1, 3, 5, 7))
+    (_, _, *per_order), _ = problem(backend, device, (1, 3, 5, 7), orders=2)
     gen = torch.Generator().manual_seed(3)
     grad, gs, acc = (torch.rand(shape, generator=gen, dtype=torch.float64).to(f)
                      for shape in (f.shape, (2, *f.shape), f.shape))
@@ -224,7 +224,7 @@ def test_the_fused_ops_pass_opcheck(backend, device, name):
 
 @pytest.mark.parametrize("backend,device", FUSED_PAIRS)
 def test_the_raw_ops_at_order_zero_copy_f_and_pass_the_gradient_through(backend, device):
-    (f, y, *weights), _ = problem(backend, device, (1, 3, 3, 3), hidden=4)
+    (f, y, *weights), _ = problem(backend, device, (1, 3, 3, 3))
     out, gs = custom_op(backend, "expand_forward")(f, y, *weights, 0, 0.0)
     assert torch.equal(out, f) and out.data_ptr() != f.data_ptr() and gs.shape == (0, *f.shape)
     grad = torch.rand_like(f)
@@ -235,7 +235,7 @@ def test_the_raw_ops_at_order_zero_copy_f_and_pass_the_gradient_through(backend,
 
 @pytest.mark.parametrize("backend,device", FUSED_PAIRS)
 def test_double_backward_is_refused_with_a_clear_error(backend, device):
-    tensors, _ = problem(backend, device, (1, 3, 4, 4), hidden=4)
+    tensors, _ = problem(backend, device, (1, 3, 4, 4))
     leaves = [t.requires_grad_() for t in tensors]
     out = ops.taylor_expand(*leaves, 2, backend=backend)
     with pytest.raises(RuntimeError, match="not itself differentiable"):

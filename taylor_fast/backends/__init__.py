@@ -12,7 +12,8 @@ The contract
 A backend is one module of this package with a function `create(name, capability)` returning
 an object with the Backend protocol (contract.py), and one row in capabilities.TABLE naming
 that module. Adding a backend is that module and that row; the conformance suite
-(tests/test_backend_conformance.py) then runs it through every check below.
+(tests/test_backend_conformance.py) then runs it through every check below (a fused backend
+also names the prefix of its custom ops in tests/backend_cases.py, for opcheck).
 
 availability() -> (bool, reason)
     Whether it runs on this machine. Probed once per process, never raises; the reason is one
@@ -32,9 +33,9 @@ step(call, g, y, acc, w1, b1, w2, b2, k) -> (g_next, acc_next)
     order 0 never reaches a backend) and the semantics of taylor_fast.reference:
     - differentiable with respect to every tensor argument;
     - float64 equal to the reference to rounding (1e-10 relative); a backend without float64
-      (Triton) is held to float32 rounding in float32; bfloat16 and float16 computed in float32
-      and rounded once on output, within twice the error of the eager reference in the same
-      dtype (both against float64);
+      (Triton) is held to float32 rounding in float32; bfloat16 and float16 accumulated in
+      float32, within twice the error of the eager reference in the same dtype (both against
+      float64);
     - any memory layout (channels_last, strided views, zero strides) read through its strides;
     - empty batches and images smaller than G's 2-pixel halo give the reference's results;
     - the same call twice gives bitwise the same outputs and gradients (on CUDA under
