@@ -58,16 +58,13 @@ import types
 
 from . import _cpp  # noqa: F401  (registers the C++ ops' fake kernels and autograd, wanted before any call)
 from . import extension
-from ._selection import (
-    ENV_VAR, NAMES, availabilities, availability, capability, check_name, choose, explain_call, rejection,
-)
+from ._selection import ENV_VAR, NAMES, availabilities, capability, check_name, choose, explain_call
 from .capabilities import MAX_ORDER, TABLE, Capability, describe, refusal
 from .contract import Backend, Call, Explanation
 
 __all__ = [
     "ENV_VAR", "MAX_ORDER", "NAMES", "TABLE", "Backend", "Call", "Capability", "Explanation", "availabilities",
-    "availability", "capability", "check_name", "choose", "describe", "explain_call", "extension", "refusal",
-    "rejection",
+    "capability", "check_name", "choose", "describe", "explain_call", "extension", "refusal",
 ]
 
 

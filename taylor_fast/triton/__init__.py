@@ -11,4 +11,4 @@ from ._tiling import shared_memory_shortfall
 if not TRACEABLE:  # a triton_op's fake kernel is its body; an opaque custom_op needs these
     _autograd.register_fakes(PREFIX)
 
-__all__ = ["INTERPRETED", "TRACEABLE", "shared_memory_shortfall"]
+__all__ = ["INTERPRETED", "shared_memory_shortfall"]
