@@ -151,7 +151,7 @@ wait_for_warmup() {
 if ((DRY)); then
   stage cuda "$PYTEST tests/test_cuda_emulated.py -k 'step_forward_and_backward or zero_hidden' \
     --junitxml=\"\$OUTDIR/tests_cuda.xml\""
-  stage triton "$PYTEST tests/test_triton.py -k step_and_its_gradients --junitxml=\"\$OUTDIR/tests_triton.xml\""
+  stage triton "$PYTEST tests/test_backend_conformance.py -k 'step_and_every_gradient and triton' --junitxml=\"\$OUTDIR/tests_triton.xml\""
 else
   NOT_PROPERTY="-k 'not test_random_calls_give_the_reference_result'"
   stage cuda "$PYTEST -m 'cuda and not triton' $NOT_PROPERTY --junitxml=\"\$OUTDIR/tests_cuda.xml\""

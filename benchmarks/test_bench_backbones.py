@@ -10,7 +10,7 @@ A step is forward, taylor_loss, backward and an Adam step on one 1x3x64x64 patch
 import pytest
 import torch
 
-from taylor_fast import TaylorNet, _dispatch, backbones, taylor_loss
+from taylor_fast import TaylorNet, backbones, backends, taylor_loss
 
 SIZE = (1, 3, 64, 64)
 VARIANTS = {"order0": (0, "auto"), "order3-auto": (3, "auto"), "order3-reference": (3, "reference")}
@@ -37,6 +37,6 @@ def test_training_step(benchmark, name, variant):
     benchmark.group = name
     benchmark.extra_info.update(
         backbone=name, order=order, backend=backend, size=list(SIZE), threads=torch.get_num_threads(),
-        cpu_fused_available=_dispatch.backends()["cpu"][0],
+        cpu_fused_available=backends()["cpu"][0],
     )
     benchmark.pedantic(step, rounds=ROUNDS.get(name, 10), warmup_rounds=1)

@@ -1,14 +1,16 @@
 // The taylor_fast::* operator schemas (registered once, here) and the Python module _C.
 // Backends add kernels for these schemas in csrc/cpu/ and csrc/cuda/ (TORCH_LIBRARY_IMPL);
-// the Python layer (taylor_fast/_ext_ops.py) adds fake tensors and autograd.
+// the Python layer (taylor_fast/backends/extension.py) adds fake tensors and autograd, and reads
+// the kernels' compiled limits from _C.limits() instead of restating them.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <torch/library.h>
 
+#include "cuda/step_params.h"  // CUDA-free: its limits are known whether or not the CUDA half is built
 #include "extension_info.h"
 
 TORCH_LIBRARY(taylor_fast, m) {
-  // One derivative step (DESIGN §2 taylor_step): g_next = G(g, y) + k g, acc_next = acc + g_next / (k+1)!
+  // One derivative step: g_next = G(g, y) + k g, acc_next = acc + g_next / (k+1)!
   m.def(
       "step_forward(Tensor g, Tensor y, Tensor acc, Tensor w1, Tensor b1, Tensor w2, Tensor b2, "
       "int k, float negative_slope) -> (Tensor g_next, Tensor acc_next)");
@@ -38,6 +40,12 @@ PYBIND11_MODULE(_C, m) {
     pybind11::dict info;
     for (const auto& [key, value] : taylor_fast::build_info()) info[key.c_str()] = value;
     return info;
+  });
+  // The sizes the compiled kernels are limited to (read by taylor_fast/backends/capabilities.py).
+  m.def("limits", []() {
+    pybind11::dict limits;
+    limits["cuda_max_channels"] = taylor_fast::cuda::kMaxChannels;
+    return limits;
   });
   m.def("cpu_isa", []() { return std::string(taylor_fast::cpu_isa_name(taylor_fast::detect_cpu_isa())); });
 #ifdef TAYLOR_FAST_WITH_CUDA

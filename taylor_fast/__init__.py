@@ -4,16 +4,18 @@
     out, f = net.forward_terms(y)
     loss = taylor_fast.taylor_loss(out, f, target)
     taylor_fast.backends()                                    # what can run here, and why not
+    taylor_fast.explain(f, y, *net.derivative.weights(), 3)  # which backend runs a call, why not the others
     net = taylor_fast.load("runs/t/last.ckpt")                # a trained TaylorNet, ready for eval
 """
 import importlib
 
-from . import backbones, ops, reference
-from ._dispatch import backends
+from . import backbones, backends, ops, reference
+from .ops import explain
 from .taylornet import DerivativeG, TaylorNet, taylor_loss, wrap
 
 __version__ = "0.1.0"
-__all__ = ["DerivativeG", "TaylorNet", "backbones", "backends", "load", "ops", "reference", "taylor_loss", "wrap"]
+__all__ = ["DerivativeG", "TaylorNet", "backbones", "backends", "explain", "load", "ops", "reference", "taylor_loss",
+           "wrap"]
 
 _LAZY = ("data", "metrics", "engine", "info")
 

@@ -1,36 +1,17 @@
 """Argument checks for the public ops: every error names the argument, what was expected and
-what was given, and fires before any kernel runs."""
+what was given, and fires before any kernel runs. A valid call is described by a
+taylor_fast.backends.Call, which the backends are asked about."""
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 
 import torch
 
+from .backends import MAX_ORDER, Call
 from .reference import ACTIVATIONS
 
-MAX_ORDER = 32  # 1/33! is still a normal float32; far above the paper's 0..6
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-@dataclass(frozen=True)
-class Call:
-    """What a backend needs to know to decide whether it can serve a call."""
-
-    device: torch.device
-    dtype: torch.dtype
-    channels: int
-    hidden: int
-    kernel_size: int
-    per_order: bool
-    activation: str
-    negative_slope: float  # as given; relu ignores it
-
-    @property
-    def kernel_slope(self) -> float:
-        """The slope the fused kernels use: relu is leaky_relu with slope 0."""
-        return 0.0 if self.activation == "relu" else float(self.negative_slope)
 
 
 def _shape(t):

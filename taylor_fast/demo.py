@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import _dispatch, cli, metrics, ops
+from . import cli, metrics, ops
 from ._arguments import integer, number
-from ._validation import check_expand
 from .data import BUNDLED_PHOTOS, bundled_photo, open_dataset
 from .data.photos import unavailable
 from .engine import config as engine_config
@@ -159,15 +158,15 @@ def _speed(checkpoint: Path, size: int) -> dict:
     weights = [w.detach().requires_grad_() for w in G.weights()]
     gen = torch.Generator().manual_seed(0)
     f, y = (torch.rand(1, 3, size, size, generator=gen).requires_grad_() for _ in range(2))
-    call = check_expand(f, y, *weights, net.order, G.activation, G.negative_slope)
-    chosen = _dispatch.select("auto", call, "demo").name
+    explanation = ops.explain(f, y, *weights, net.order, G.activation, G.negative_slope)
+    chosen = explanation.backend
 
     def step(backend):
         out = ops.taylor_expand(f, y, *weights, net.order, G.activation, G.negative_slope, backend=backend)
         out.sum().backward()
 
     times = {name: _time(lambda name=name: step(name), repeats=3) for name in dict.fromkeys((chosen, "reference"))}
-    why = _dispatch.rejection("cpu", call) if f.device.type == "cpu" else None
+    why = explanation.reasons["cpu"] if f.device.type == "cpu" else None
     return {"backend": chosen, "times": times, "why_not_fused": why, "size": size}
 
 

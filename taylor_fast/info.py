@@ -1,4 +1,5 @@
-"""`taylor-fast info`: what was built, with which toolchain, and which backends can run here."""
+"""`taylor-fast info`: what was built, with which toolchain, which backends can run here, and what
+each can serve (the capability table)."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -6,7 +7,8 @@ import platform
 
 import torch
 
-from . import __version__, _extension, backends
+from . import __version__, backends
+from .backends import extension
 
 
 def _triton_version() -> str:
@@ -17,7 +19,7 @@ def _triton_version() -> str:
 
 
 def collect() -> dict:
-    build = _extension.build_info()
+    build = extension.build_info()
     info = {
         "taylor_fast": __version__,
         "python": platform.python_version(),
@@ -25,15 +27,17 @@ def collect() -> dict:
         "torch_cuda": torch.version.cuda or "none (CPU build)",
         "triton": _triton_version(),
         "cpu_threads": torch.get_num_threads(),
-        "extension": _extension.status,
+        "extension": extension.status,
         "build": build,
-        "cpu_isa": _extension.module.cpu_isa() if _extension.loaded() else None,
+        "cpu_isa": extension.cpu_isa(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available() else [],
-        "backends": {name: {"available": ok, "reason": why} for name, (ok, why) in backends().items()},
+        "backends": {name: {"available": ok, "reason": why, "serves": backends.describe(backends.capability(name))}
+                     for name, (ok, why) in backends().items()},
+        "max_order": backends.MAX_ORDER,
     }
-    if _extension.loaded() and build.get("cuda_built") == "1":
-        info["cuda_compiled_archs"] = [f"compute_{a // 10}" for a in _extension.module.cuda_compiled_archs()]
+    if build.get("cuda_built") == "1":
+        info["cuda_compiled_archs"] = [f"compute_{a // 10}" for a in extension.cuda_compiled_archs()]
     return info
 
 
@@ -57,10 +61,11 @@ def report(info: dict | None = None) -> str:
         if "cuda_compiled_archs" in info:
             lines.append(f"  CUDA virtual archs in the binary: {' '.join(info['cuda_compiled_archs'])}")
     lines.append(f"CUDA devices: {', '.join(info['cuda_devices']) or 'none visible'}")
-    lines.append("backends:")
+    lines.append(f"backends (orders 0..{info['max_order']}):")
     for name, entry in info["backends"].items():
         mark = "yes" if entry["available"] else "no "
         lines.append(f"  {name:<10} {mark}  {entry['reason']}")
+        lines.append(f"  {'':<10}      serves {entry['serves']}")
     return "\n".join(lines)
 
 

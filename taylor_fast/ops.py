@@ -1,10 +1,18 @@
-"""Public ops: validate, choose a backend, run. Every backend is differentiable; the fused
-ones (cpu, cuda, triton) carry a hand-written backward registered through torch.library, so
-torch.compile(fullgraph=True) traces them without graph breaks. Under torch.autocast they run in
-the autocast dtype, as conv2d does (_autocast.py)."""
+"""Public ops: validate, choose a backend, run; and explain(), which says what taylor_expand would
+choose and why. Every backend is differentiable; the fused ones (cpu, cuda, triton) carry a
+hand-written backward registered through torch.library, so torch.compile(fullgraph=True) traces
+them without graph breaks. Under torch.autocast they run in the autocast dtype, as conv2d does
+(_autocast.py)."""
 from __future__ import annotations
 
-from . import _autocast, _dispatch, _validation
+from . import _autocast, _validation, backends
+
+
+def _expand_call(f, y, w1, b1, w2, b2, order, activation, negative_slope, backend, fn):
+    """(the inputs as the backend gets them, the validated Call)."""
+    backends.check_name(backend, fn)
+    inputs = _autocast.cast_inputs(f, y, w1, b1, w2, b2)
+    return inputs, _validation.check_expand(*inputs, order, activation, negative_slope, fn)
 
 
 def taylor_expand(f, y, w1, b1, w2, b2, order, activation="relu", negative_slope=0.2, backend="auto"):
@@ -15,19 +23,34 @@ def taylor_expand(f, y, w1, b1, w2, b2, order, activation="relu", negative_slope
     gradient (grad mode off, or no input requiring grad) keeps no g^k where the backend can skip them.
     """
     fn = "taylor_fast.ops.taylor_expand"
-    _dispatch.check_backend_name(backend, fn)
-    inputs = _autocast.cast_inputs(f, y, w1, b1, w2, b2)
-    call = _validation.check_expand(*inputs, order, activation, negative_slope, fn)
+    inputs, call = _expand_call(f, y, w1, b1, w2, b2, order, activation, negative_slope, backend, fn)
     if order == 0:  # no convolution to run: f passes through uncast
         return f
-    return _dispatch.select(backend, call, fn).expand(call, *inputs, order)
+    return backends.choose(backend, call, fn).expand(call, *inputs, order)
 
 
 def taylor_step(g, y, acc, w1, b1, w2, b2, k, activation="relu", negative_slope=0.2, backend="auto"):
     """One order: returns (g_next, acc_next) with g_next = G(g, y) + k*g and acc_next = acc + g_next/(k+1)!."""
     fn = "taylor_fast.ops.taylor_step"
-    _dispatch.check_backend_name(backend, fn)
+    backends.check_name(backend, fn)
     inputs = _autocast.cast_inputs(g, y, acc, w1, b1, w2, b2)
     call = _validation.check_step(*inputs, k, activation, negative_slope, fn)
-    return _dispatch.select(backend, call, fn).step(call, *inputs, k)
+    return backends.choose(backend, call, fn).step(call, *inputs, k)
 
+
+def explain(f, y, w1, b1, w2, b2, order, activation="relu", negative_slope=0.2,
+            backend="auto") -> backends.Explanation:
+    """Which backend taylor_expand(the same arguments) runs, and for each backend None if it could
+    serve the call, else why not. Runs nothing; raises what taylor_expand raises for malformed
+    arguments.
+
+        >>> taylor_fast.explain(f, y, *G.weights(), 3)
+        Explanation(backend='cpu', reasons={'reference': None, 'cpu': None,
+                    'cuda': 'not available: ...', 'triton': 'not available: ...'})
+
+    backend is None where nothing would run: at order 0 (f is returned as it is), or when the
+    backend asked for cannot serve the call (taylor_expand raises; reasons[backend] says why).
+    """
+    _, call = _expand_call(f, y, w1, b1, w2, b2, order, activation, negative_slope, backend, "taylor_fast.explain")
+    explanation = backends.explain_call(backend, call)
+    return explanation._replace(backend=None) if order == 0 else explanation

@@ -24,7 +24,7 @@ ACTIVATIONS = ("relu", "leaky_relu")
 def activate(x: torch.Tensor, activation: str = "relu", negative_slope: float = 0.2) -> torch.Tensor:
     # leaky_relu with slope 0 is relu, and answers as relu where torch's leaky_relu does not:
     # -inf -> 0 (not 0 * -inf = NaN) and a gradient that passes a NaN pre-activation (the fused
-    # kernels take relu as slope 0: taylor_fast._validation.Call.kernel_slope)
+    # kernels take relu as slope 0: taylor_fast.backends.Call.kernel_slope)
     if activation == "relu" or (activation == "leaky_relu" and negative_slope == 0):
         return F.relu(x)
     if activation == "leaky_relu":

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import ops, reference
-from ._dispatch import check_backend_name
+from .backends import MAX_ORDER, check_name
 from .resize import bicubic_upsample
 
 
@@ -119,14 +119,14 @@ class TaylorNet(nn.Module):
         super().__init__()
         if not isinstance(mapping, nn.Module):
             raise TypeError(f"mapping must be an nn.Module, got {type(mapping).__name__}")
-        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 32:
-            raise ValueError(f"order must be an int in [0, 32], got {order!r}")
+        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= MAX_ORDER:
+            raise ValueError(f"order must be an int in [0, {MAX_ORDER}], got {order!r}")
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale must be a positive int (1: same size, s: F upscales s times), got {scale!r}")
         self.mapping = mapping
         self.order = order
         self.scale = scale
-        self.backend = check_backend_name(backend, "TaylorNet")
+        self.backend = check_name(backend, "TaylorNet")
         self.output = output
         self.derivative = derivative if derivative is not None else DerivativeG(
             channels, hidden, activation, negative_slope, orders=None if shared else order)

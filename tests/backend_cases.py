@@ -17,33 +17,28 @@ import pytest
 import torch
 
 import taylor_fast
-from conftest import make_images, make_weights
-from taylor_fast import ops
+from sample_tensors import make_images, make_weights
+from taylor_fast import backends, ops
 
 OPS = ("taylor_expand", "taylor_step")
 PRETEND_GPU = os.environ.get("TAYLOR_FAST_PRETEND_GPU", "") == "1"
-ALL_BACKENDS = ("reference", "cpu", "cuda", "triton")
-
-
-def triton_interpreted() -> bool:
-    from taylor_fast.triton import TritonBackend
-
-    return TritonBackend().interpreted
+# the custom ops behind each fused backend: torch.ops.taylor_fast.<prefix><op>
+OP_PREFIX = {"cpu": "", "cuda": "", "triton": "triton_"}
 
 
 def available_backends() -> list[str]:
     """Every backend that runs here (triton through its interpreter: conftest sets TRITON_INTERPRET);
     all of them when pretending to have a GPU."""
     if PRETEND_GPU:
-        return list(ALL_BACKENDS)
+        return list(backends.NAMES)
     return [name for name, (ok, _) in taylor_fast.backends().items() if ok]
 
 
 def device_of(backend: str) -> str:
-    """Where a backend's tensors live: the GPU for cuda, and for triton unless interpreted."""
-    if backend == "cuda" or (backend == "triton" and not triton_interpreted()):
-        return "cuda"
-    return "cpu"
+    """Where a backend's tensors live: the first device of its capability (the GPU for cuda, and
+    for triton unless interpreted); the reference's are on the CPU."""
+    devices = backends.capability(backend).devices
+    return "cpu" if devices is None else devices[0]
 
 
 def marks_for(backend: str, device: str) -> list:
@@ -57,12 +52,20 @@ def backend_params(backends=None) -> list:
             for name in (available_backends() if backends is None else backends)]
 
 
-def backend_device_params() -> list:
+def backend_device_params(fused=False) -> list:
     """pytest params (backend, device) for every backend on the device it computes on, and the
-    reference on the GPU too; the GPU ones marked `cuda` (collected everywhere, skipped without one)."""
-    pairs = [(name, device_of(name)) for name in ("reference", "cpu", "triton", "cuda")] + [("reference", "cuda")]
+    reference on the GPU too (fused=True: the fused backends only); the GPU ones marked `cuda`
+    (collected everywhere, skipped without one)."""
+    pairs = [(name, device_of(name)) for name in backends.NAMES] + [("reference", "cuda")]
     return [pytest.param(name, device, id=name if device == device_of(name) else f"{name}-{device}",
-                         marks=marks_for(name, device)) for name, device in pairs]
+                         marks=marks_for(name, device)) for name, device in pairs
+            if not (fused and name == "reference")]
+
+
+def most_precise_dtype(backend: str) -> torch.dtype:
+    """float64, or the widest dtype the backend implements (Triton: float32)."""
+    dtypes = backends.capability(backend).dtypes
+    return torch.float64 if dtypes is None else max(dtypes, key=lambda d: d.itemsize)
 
 
 def valid_arguments(op: str, n=2, c=3, h=7, w=9, hidden=8, dtype=torch.float32, backend="auto", device=None) -> dict:
@@ -94,7 +97,7 @@ def classes(t: torch.Tensor) -> torch.Tensor:
 def outputs_and_grads(fn, args, seed=3):
     """fn(leaves) with every tensor of args as a fresh leaf, and the gradients of all of them
     (zeros where unused) for fixed random upstream gradients."""
-    leaves = {k: v.detach().clone().requires_grad_() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    leaves = {k: v.detach().requires_grad_() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
     outs = fn(leaves)
     outs = outs if isinstance(outs, tuple) else (outs,)
     gen = torch.Generator().manual_seed(seed)

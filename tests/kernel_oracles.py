@@ -46,8 +46,13 @@ def max_error(got, expected) -> float:
     return (got.detach().double() - expected.detach().double()).abs().max().item()
 
 
-def assert_fp64_close(got, expected, rel=1e-10):
-    for name, a, b in zip(("0", "1", "2", "3", "4", "5"), got, expected):
+def assert_fp64_close(got, expected, rel=1e-10, names="0 1 2 3 4 5 6"):
+    """Each of `got` within rel * max(1, its largest expected value) of `expected` (max norm)."""
+    assert len(got) == len(expected)
+    for name, a, b in zip(names.split(), got, expected):
+        assert a.shape == b.shape, f"{name}: shape {tuple(a.shape)}, expected {tuple(b.shape)}"
+        if b.numel() == 0:
+            continue
         scale = max(b.abs().max().item(), 1.0)
         err = max_error(a, b)
         assert err <= rel * scale, f"output {name}: max error {err:.3g} vs scale {scale:.3g}"

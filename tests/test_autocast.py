@@ -9,9 +9,8 @@ from torch import nn
 
 from backend_cases import backend_device_params
 from taylor_fast import TaylorNet, ops, reference, taylor_loss
-from taylor_fast.triton import TritonBackend
+from taylor_fast.triton import INTERPRETED
 
-INTERPRETED = TritonBackend().interpreted
 BACKENDS = backend_device_params()
 ORDER = 3
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from skimage.transform import pyramid_gaussian
 
-from taylor_fast import TaylorNet, _dispatch, _validation, backbones, taylor_loss, taylornet
+from taylor_fast import TaylorNet, backbones, backends, explain, taylor_loss, taylornet
 from taylor_fast.backbones._padding import mirror_pad, pad_to_multiple
 from taylor_fast.backbones.ddn import guided_filter
 from taylor_fast.backbones.msresnet import gaussian_pyramid
@@ -202,8 +202,7 @@ def test_taylornet_expands_through_the_public_op(monkeypatch, shared):
 def auto_backend(net, y):
     """The backend that backend="auto" picks for this TaylorNet's expansion of y."""
     G = net.derivative
-    call = _validation.check_expand(y, y, *G.weights(), net.order, G.activation, G.negative_slope)
-    return _dispatch.select("auto", call, "test").name
+    return explain(y, y, *G.weights(), net.order, G.activation, G.negative_slope).backend
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
@@ -217,7 +216,7 @@ def test_fused_and_reference_taylornet_agree(name, shared, dtype, tol):
             for backend in ("auto", "reference")}
     nets["reference"].load_state_dict(nets["auto"].state_dict())
     y, x = image(2, 3, 9, 14, dtype=dtype), image(2, 3, 9, 14, seed=1, dtype=dtype)
-    if _dispatch.backends()["cpu"][0]:
+    if backends()["cpu"][0]:
         assert auto_backend(nets["auto"], y) == "cpu"
     grads = {}
     for backend, net in nets.items():

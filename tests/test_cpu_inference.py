@@ -6,8 +6,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import taylor_fast
-from conftest import make_images, make_weights
+from sample_tensors import make_images, make_weights
 from taylor_fast import backbones, ops, reference
+from taylor_fast.backends import extension
 from taylor_fast.bench import memory
 
 pytestmark = pytest.mark.skipif(not taylor_fast.backends()["cpu"][0], reason="the CPU kernels are not built")
@@ -17,7 +18,7 @@ OPS = torch.ops.taylor_fast
 
 def isas():
     available = {"avx512": ["baseline", "avx2", "avx512"], "avx2": ["baseline", "avx2"]}
-    return available.get(taylor_fast._extension.module.cpu_isa(), ["baseline"])
+    return available.get(extension.cpu_isa(), ["baseline"])
 
 
 def layouts(t):

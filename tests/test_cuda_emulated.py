@@ -9,10 +9,10 @@ launch configuration, streams, graphs, fp16) is in test_cuda_kernels.py, which n
 import pytest
 import torch
 
-from conftest import make_images, make_weights
 from cuda_emulator import harness
 from kernel_oracles import (as64, assert_fp64_close, assert_within_low_precision_bound, reference_grads,
                             reference_step, reference_step_grads, reference_terms)
+from sample_tensors import make_images, make_weights
 
 pytestmark = pytest.mark.skipif(harness.compiler() is None, reason="no C++ compiler to build the emulator")
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from taylor_fast import backbones
-from taylor_fast.engine import tiling
+from taylor_fast.engine import evaluate, model, tiling
+from taylor_fast.engine.config import DEFAULTS
 
 
 @pytest.mark.parametrize("size, tile, overlap", [(100, 32, 8), (33, 16, 4), (16, 16, 8), (7, 16, 8), (257, 64, 20)])
@@ -50,3 +51,20 @@ def test_tiled_equals_whole_image_for_a_small_receptive_field(height, width):
 def test_bad_tile_settings(tile, overlap, message):
     with pytest.raises(ValueError, match=message):
         tiling.check(tile, overlap)
+
+
+def test_restore_through_many_tiles_at_an_8k_aspect_ratio():
+    """7680x4320 at tile 512 / overlap 64 is 17 x 10 windows (a stride of 448); 496x286 at tile 48 /
+    overlap 20 (a stride of 28) is 17 x 10 windows too, cheaply. The overlap is four times the
+    model's reach (tiny backbone: 3 pixels, G at order 1: 2 more), so the tiled result must equal
+    the whole-image one up to float32 rounding."""
+    assert tiling.count(4320, 7680, 512, 64) == tiling.count(286, 496, 48, 20) == 17 * 10
+    torch.manual_seed(0)
+    net = model.build({**DEFAULTS["model"], "order": 1, "hidden": 8,
+                       "backbone_options": {"width": 4, "depth": 1}}).eval()
+    image = torch.rand(3, 286, 496)
+    tiles = []
+    tiled = evaluate.restore(net, image, tile=48, overlap=20, progress=tiles.append)
+    whole = evaluate.restore(net, image, tile=None)
+    assert sum(tiles) == 17 * 10 and tiled.shape == image.shape
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)

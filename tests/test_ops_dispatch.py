@@ -1,4 +1,5 @@
-"""ops.taylor_expand / taylor_step: validation, backend choice and agreement with the reference."""
+"""ops.taylor_expand / taylor_step: validation, backend choice (and taylor_fast.explain, which
+says what it is) and agreement with the reference."""
 import logging
 import subprocess
 import sys
@@ -7,8 +8,10 @@ import pytest
 import torch
 
 import taylor_fast
-from conftest import make_images, make_weights
-from taylor_fast import ops, reference
+from backend_cases import available_backends, device_of
+from sample_tensors import make_images, make_weights
+from taylor_fast import backends, explain, ops, reference
+from taylor_fast.backends import extension
 
 
 def test_backends_reports_every_backend_with_a_reason():
@@ -17,6 +20,70 @@ def test_backends_reports_every_backend_with_a_reason():
     for available, reason in table.values():
         assert isinstance(available, bool) and isinstance(reason, str) and reason
     assert table["reference"][0]
+    if table["cpu"][0]:  # the CPU code path the kernels take on this machine
+        assert f"{extension.cpu_isa()} code path" in table["cpu"][1]
+
+
+@pytest.mark.parametrize("backend", ["auto", *available_backends()])
+def test_explain_names_the_backend_the_op_runs(backend, monkeypatch):
+    device = "cpu" if backend == "auto" else device_of(backend)
+    f, y, *w = (t.to(device, torch.float32) for t in (*make_images(), *make_weights()))
+    ran, choose = [], backends.choose
+
+    def spy(*args):
+        chosen = choose(*args)
+        ran.append(chosen.name)
+        return chosen
+
+    monkeypatch.setattr(backends, "choose", spy)
+    ops.taylor_expand(f, y, *w, 2, backend=backend)
+    explanation = explain(f, y, *w, 2, backend=backend)
+    assert ran == [explanation.backend]
+    assert explanation.reasons[explanation.backend] is None
+    assert set(explanation.reasons) == set(taylor_fast.backends())
+
+
+def test_explain_gives_the_reason_of_every_backend_that_cannot_serve():
+    f, y = make_images(dtype=torch.float32)
+    w = make_weights(kernel=5, dtype=torch.float32)
+    explanation = explain(f, y, *w, 2)
+    assert explanation.backend == "reference" and explanation.reasons["reference"] is None
+    for name, (available, why) in taylor_fast.backends().items():
+        if not available:
+            assert explanation.reasons[name] == f"not available: {why}"
+    if taylor_fast.backends()["cpu"][0]:
+        assert explanation.reasons["cpu"] == "G's kernels are 5x5; the fused kernels implement 3x3"
+
+
+def test_explain_of_a_backend_that_cannot_serve_names_none_and_the_op_raises_its_reason():
+    f, y = make_images(dtype=torch.float32)
+    w = make_weights(kernel=5, dtype=torch.float32)
+    for name in ("cpu", "cuda", "triton"):
+        explanation = explain(f, y, *w, 2, backend=name)
+        assert explanation.backend is None and explanation.reasons[name]
+        with pytest.raises(RuntimeError) as raised:
+            ops.taylor_expand(f, y, *w, 2, backend=name)
+        assert str(raised.value).endswith(explanation.reasons[name])
+
+
+def test_explain_at_order_zero_names_no_backend():
+    f, y = make_images()
+    explanation = explain(f, y, *make_weights(), 0)
+    assert explanation.backend is None and explanation.reasons["reference"] is None
+
+
+def test_explain_follows_the_environment_variable(monkeypatch):
+    f, y = make_images()
+    monkeypatch.setenv("TAYLOR_FAST_BACKEND", "reference")
+    assert explain(f, y, *make_weights(), 2).backend == "reference"
+
+
+def test_explain_refuses_malformed_arguments_as_the_op_does():
+    f, y = make_images()
+    with pytest.raises(ValueError, match="taylor_fast.explain: argument 'order' must be in"):
+        explain(f, y, *make_weights(), -1)
+    with pytest.raises(ValueError, match="taylor_fast.explain: argument 'backend'"):
+        explain(f, y, *make_weights(), 2, backend="npu")
 
 
 @pytest.mark.parametrize("order", [0, 1, 4])

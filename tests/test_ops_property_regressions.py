@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from backend_cases import OPS, available_backends, backend_params, device_of, image_names, marks_for, outputs_and_grads, valid_arguments
-from conftest import make_weights
 from cuda_emulator import harness
+from sample_tensors import make_weights
 from taylor_fast import ops, reference
 
 BACKENDS = backend_params()

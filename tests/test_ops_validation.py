@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from backend_cases import OPS, backend_params, call, image_names, marks_for, valid_arguments
-from taylor_fast import _dispatch
+from taylor_fast import backends
 
 
 def _first(op):
@@ -140,13 +140,13 @@ def cases():
 def no_dispatch(monkeypatch):
     """Records any call that got past validation to the choice of a backend."""
     chosen = []
-    original = _dispatch.select
+    original = backends.choose
 
     def spy(*args):
         chosen.append(args[0])
         return original(*args)
 
-    monkeypatch.setattr(_dispatch, "select", spy)
+    monkeypatch.setattr(backends, "choose", spy)
     return chosen
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_images, make_weights
+from sample_tensors import make_images, make_weights
 from taylor_fast import reference
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from .. import _dispatch, _validation, backbones, ops
+from .. import backbones, backends, ops
 from ..taylornet import DerivativeG, TaylorNet, taylor_loss
 from . import cost
 from .grid import CaseSpec, allows_tf32, tensor_dtype
@@ -58,7 +58,7 @@ def static_skip_reason(spec: CaseSpec) -> str | None:
     if backend == "triton" and spec.device == "cpu":
         return ("Triton runs on CPU tensors only through its interpreter (TRITON_INTERPRET=1), "
                 "a correctness tool, not a performance path")
-    available, why = _dispatch.backends()[backend]
+    available, why = backends()[backend]
     if not available:
         return f"backend {backend!r} is not available: {why}"
     return None
@@ -75,10 +75,10 @@ def _weights(spec: CaseSpec, device, dtype, requires_grad: bool):
 
 
 def _check_served(spec: CaseSpec, f, y, weights) -> None:
-    call = _validation.check_expand(f, y, *weights, spec.order, "relu", 0.2, "bench")
-    why = _dispatch.rejection(op_backend(spec), call)
+    backend = op_backend(spec)
+    why = ops.explain(f, y, *weights, spec.order, "relu", 0.2, backend=backend).reasons[backend]
     if why is not None:
-        raise Unavailable(f"backend {op_backend(spec)!r} cannot run this case: {why}")
+        raise Unavailable(f"backend {backend!r} cannot run this case: {why}")
 
 
 def _maybe_compile(spec: CaseSpec, fn):

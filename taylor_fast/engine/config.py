@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from ..backends import MAX_ORDER
 from ..data import DatasetError
 from ..data.registry import applied_split, spec, unknown_options
 from .paths import check_run_locations
@@ -352,8 +353,8 @@ def _check_ranges(config: dict) -> None:
     _positive(config, "model.hidden")
     _positive(config, "seed", "model.order", "train.weight_decay", "train.lam", "data.train.workers",
               "log.images_every", "eval.crop_border", zero_ok=True)
-    if config["model"]["order"] > 32:
-        raise ConfigError(f"model.order: expected 0..32, got {config['model']['order']}")
+    if config["model"]["order"] > MAX_ORDER:
+        raise ConfigError(f"model.order: expected 0..{MAX_ORDER}, got {config['model']['order']}")
     _check_task(config)
     betas = train["betas"]
     if len(betas) != 2 or not all(_type_ok(b, 1.0) and 0 <= b < 1 for b in betas):

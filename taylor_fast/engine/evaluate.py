@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from .. import metrics
+from ..backends import MAX_ORDER
 from ..data import write_image
 from ..taylornet import TaylorNet
 from . import atomic
@@ -31,8 +32,8 @@ def parse_orders(text: str) -> list[int]:
         if high < low:
             raise ConfigError(f"--orders: the range {part.strip()!r} is reversed; write {high}-{low}")
         orders += range(low, high + 1)
-    if min(orders) < 0 or max(orders) > 32:
-        raise ConfigError(f"--orders: expected orders in 0..32, got {text!r}")
+    if min(orders) < 0 or max(orders) > MAX_ORDER:
+        raise ConfigError(f"--orders: expected orders in 0..{MAX_ORDER}, got {text!r}")
     return sorted(set(orders))
 
 

@@ -6,8 +6,7 @@ import warnings
 
 import torch
 
-from .. import _dispatch, backbones
-from .._validation import Call
+from .. import backbones, backends
 from ..taylornet import DerivativeG, TaylorNet, select_output
 from . import checkpoint
 from .config import ConfigError, complete
@@ -84,15 +83,15 @@ def check_backend(net: TaylorNet, device, fix: str) -> None:
     G = net.derivative
     if not net.fused or net.order == 0:  # custom G runs in PyTorch; order 0 never calls the op
         return
-    call = Call(torch.device(device), torch.float32, G.channels, G.hidden, G.w1.shape[-1], not G.shared,
+    call = backends.Call(torch.device(device), torch.float32, G.channels, G.hidden, G.w1.shape[-1], not G.shared,
                 G.activation, G.negative_slope)
     try:
-        _dispatch.select(net.backend, call, "model.backend")
+        backends.choose(net.backend, call, "model.backend")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except RuntimeError as exc:
-        if net.backend == "auto" and os.environ.get(_dispatch.ENV_VAR, "").strip() not in ("", "auto"):
-            fix = f"the environment variable {_dispatch.ENV_VAR} chose it: unset it or name a backend available here"
+        if net.backend == "auto" and os.environ.get(backends.ENV_VAR, "").strip() not in ("", "auto"):
+            fix = f"the environment variable {backends.ENV_VAR} chose it: unset it or name a backend available here"
         raise ConfigError(f"{exc}; {fix}") from None
 
 

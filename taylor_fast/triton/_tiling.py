@@ -64,6 +64,18 @@ def fits_shared_memory(kernel: str, config, channels: int, hidden: int, dtype_by
     return shared_memory_bytes(kernel, config, channels, hidden, dtype_bytes, exact) <= available
 
 
+def shared_memory_shortfall(device, dtype: torch.dtype, channels: int, hidden: int) -> str | None:
+    """Why the smallest tile of either kernel would not fit the shared memory of GPU `device` for
+    these sizes, or None (the backend then refuses the call: a launch would fail)."""
+    available = _device_shared_memory(device)
+    for kernel, tuned in (("forward", FORWARD_CONFIGS), ("backward", BACKWARD_CONFIGS)):
+        need = shared_memory_bytes(kernel, tuned[0], channels, hidden, dtype.itemsize, ieee_fp32(dtype))
+        if need > available:
+            return (f"the {kernel} kernel's smallest tile needs {need} bytes of shared memory for C={channels}, "
+                    f"hidden={hidden}; this GPU has {available} per block")
+    return None
+
+
 def configs(tuned):
     return INTERPRETER_CONFIGS if INTERPRETED else tuned
 
@@ -108,7 +120,7 @@ class Tunable:
         available = _device_shared_memory(weights.device)
         fitting = [c for c in candidates if fits_shared_memory(self.kind, c, kwargs["C"], kwargs["HIDDEN"],
                                                                weights.element_size(), kwargs["IEEE"], available)]
-        # the backend refuses calls whose first config does not fit (TritonBackend.cannot_serve)
+        # the backend refuses calls whose first config does not fit (shared_memory_shortfall)
         return fitting or candidates[:1]
 
     def for_this_call(self):

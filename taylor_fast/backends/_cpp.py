@@ -1,22 +1,17 @@
-"""The C++ ops torch.ops.taylor_fast.* (csrc/): fake kernels, autograd, and the "cpu" and
-"cuda" backends that call them. One op per step, one kernel per device (DESIGN §3)."""
+"""Backends "cpu" and "cuda": the fused C++ kernels of the extension (csrc/), one op per step and
+one kernel per device, called as torch.ops.taylor_fast.*; this module registers their fake
+kernels and autograd."""
 from __future__ import annotations
 
 import torch
 
-from . import _autograd, _extension
+from .. import _autograd
+from . import extension
+from .capabilities import Capability
 
-# dtypes each device's kernels implement; the C++ kernels dispatch on exactly these (on CPU,
-# bfloat16 and float16 are computed in float32 and rounded once on output)
-SUPPORTED_DTYPES = {
-    "cpu": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
-    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
-}
 _OPS = ("expand_forward", "expand_backward", "step_forward", "step_backward")
-# image channels C each device's kernels take at most (csrc/cuda/step_params.h kMaxChannels)
-MAX_CHANNELS = {"cuda": 4}
 
-if _extension.loaded():
+if extension.loaded():
     _autograd.register_fakes("taylor_fast::")
     _autograd.register_expand_autograd("taylor_fast::expand_forward", torch.ops.taylor_fast.expand_backward)
     _autograd.register_step_autograd("taylor_fast::step_forward", torch.ops.taylor_fast.step_backward)
@@ -27,24 +22,23 @@ if _extension.loaded():
 
 
 def _cuda_usable() -> tuple[bool, str]:
-    info = _extension.build_info()
+    info = extension.build_info()
     if info.get("cuda_built") != "1":
         return False, f"the CUDA half was not built ({info.get('cuda_skip_reason') or 'unknown reason'})"
     if not torch.cuda.is_available():
         return False, f"built for {info.get('cuda_archs')}, but torch sees no CUDA device here"
-    probe = _extension.module.cuda_probe(torch.cuda.current_device())
+    probe = extension.cuda_probe(torch.cuda.current_device())
     if not probe["ok"]:
         return False, f"built for {info.get('cuda_archs')}, but the GPU cannot run it: {probe['message']}"
     return True, f"built for {info.get('cuda_archs')}; running sm_{probe['binary_version'] or probe['ptx_version']}"
 
 
 class ExtensionBackend:
-    """Backend "cpu" or "cuda": the fused C++ kernels for one device type."""
+    """The fused C++ kernels for one device type (the backend's name)."""
 
-    def __init__(self, device_type: str):
-        self.name = device_type
-        self.device_type = device_type
-        self._dispatch_key = device_type.upper()
+    def __init__(self, name: str, capability: Capability):
+        self.name, self.capability = name, capability
+        self._dispatch_key = name.upper()
         self._availability = None
         self._has_inference_op = False
 
@@ -54,32 +48,22 @@ class ExtensionBackend:
         return self._availability
 
     def _probe(self) -> tuple[bool, str]:
-        if not _extension.loaded():
-            return False, _extension.status
-        missing = [op for op in _OPS if not _extension.has_kernel(op, self._dispatch_key)]
-        self._has_inference_op = _extension.has_kernel("expand_inference", self._dispatch_key)
-        if self.device_type == "cuda":
+        if not extension.loaded():
+            return False, extension.status
+        missing = [op for op in _OPS if not extension.has_kernel(op, self._dispatch_key)]
+        self._has_inference_op = extension.has_kernel("expand_inference", self._dispatch_key)
+        if self.name == "cuda":
             usable, reason = _cuda_usable()
             if not usable:
                 return False, reason
         else:
-            reason = f"fused kernels ({_extension.module.cpu_isa()} code path)"
+            reason = f"fused kernels ({extension.cpu_isa()} code path)"
         if missing:
             return False, f"the extension has no {self._dispatch_key} kernel for {', '.join(missing)}"
         return True, reason
 
     def cannot_serve(self, call) -> str | None:
-        if call.device.type != self.device_type:
-            return f"the tensors are on {call.device.type}, this backend runs on {self.device_type}"
-        if call.dtype not in SUPPORTED_DTYPES[self.device_type]:
-            names = ", ".join(str(d).replace("torch.", "") for d in SUPPORTED_DTYPES[self.device_type])
-            return f"dtype {str(call.dtype).replace('torch.', '')} is not implemented (only {names})"
-        limit = MAX_CHANNELS.get(self.device_type)
-        if limit is not None and call.channels > limit:
-            return f"the images have {call.channels} channels; the fused kernels take at most {limit}"
-        if call.kernel_size != 3:
-            return f"G's kernels are {call.kernel_size}x{call.kernel_size}; the fused kernels implement 3x3"
-        return None
+        return None  # the kernels take every call inside their capability row
 
     def expand(self, call, f, y, w1, b1, w2, b2, order):
         inputs = (f, y, w1, b1, w2, b2)
@@ -90,3 +74,6 @@ class ExtensionBackend:
 
     def step(self, call, g, y, acc, w1, b1, w2, b2, k):
         return torch.ops.taylor_fast.step_forward(g, y, acc, w1, b1, w2, b2, k, call.kernel_slope)
+
+
+create = ExtensionBackend
