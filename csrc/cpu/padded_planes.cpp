@@ -6,42 +6,53 @@
 
 namespace taylor_fast::cpu {
 
+namespace {
+
+// Zeroed planes holding image rows [top, bottom) (top < 0 or bottom > H: zero rows beyond the
+// image), with pixel addresses relative to image row 0; interior views the image rows among them.
 template <typename T>
-PaddedImages<T> padded_images(const Tiling& t, const TileKernels<T>& kernels, const at::TensorOptions& options) {
+PaddedImages<T> padded_rows(const Tiling& t, const TileKernels<T>& kernels, const at::TensorOptions& options,
+                            int64_t top, int64_t bottom) {
   const PlaneGeometry g = plane_geometry(t, kernels.vector_width);
-  const at::Tensor storage = at::zeros({t.N, t.C, g.rows, g.row}, options);
-  const int64_t plane = g.rows * g.row, batch = t.C * plane, origin = 2 * g.row + g.pad_left;
+  const int64_t rows = bottom - top;
+  const at::Tensor storage = at::zeros({t.N, t.C, rows, g.row}, options);
+  const int64_t plane = rows * g.row, batch = t.C * plane;
+  const int64_t lo = std::max<int64_t>(top, 0), hi = std::min(bottom, t.H);  // image rows held
   PaddedImages<T> p;
   p.storage = storage;
-  p.interior = storage.as_strided({t.N, t.C, t.H, t.W}, {batch, plane, g.row, 1}, origin);
-  p.planes = {storage.data_ptr<T>() + origin, batch, plane, g.row};
+  p.interior = storage.as_strided({t.N, t.C, hi - lo, t.W}, {batch, plane, g.row, 1}, (lo - top) * g.row + g.pad_left);
+  // image row 0 sits -top rows into the storage (or before it, for a band below the top)
+  p.planes = {storage.data_ptr<T>() + g.pad_left - top * g.row, batch, plane, g.row};
   return p;
+}
+
+// padded_rows holding those rows of `images`
+template <typename T>
+PaddedImages<T> padded_rows_of(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images,
+                               int64_t top, int64_t bottom) {
+  PaddedImages<T> p = padded_rows(t, kernels, images.options(), top, bottom);
+  p.interior.copy_(images.narrow(2, std::max<int64_t>(top, 0), p.interior.size(2)));
+  return p;
+}
+
+}  // namespace
+
+template <typename T>
+PaddedImages<T> padded_images(const Tiling& t, const TileKernels<T>& kernels, const at::TensorOptions& options) {
+  return padded_rows(t, kernels, options, -kBorderRows, t.H + kBorderRows);
 }
 
 template <typename T>
 PaddedImages<T> padded_copy(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images) {
-  PaddedImages<T> p = padded_images(t, kernels, images.options());
-  p.interior.copy_(images);
-  return p;
+  return padded_rows_of(t, kernels, images, -kBorderRows, t.H + kBorderRows);
 }
 
 template <typename T>
 PaddedImages<T> padded_band(const Tiling& t, const TileKernels<T>& kernels, const at::Tensor& images,
                             int64_t first_row_block, int64_t end_row_block) {
-  const PlaneGeometry g = plane_geometry(t, kernels.vector_width);
-  const int64_t reach = 2 * t.depth, first = first_row_block * t.tile_h;
-  const int64_t end = std::min(end_row_block * t.tile_h, t.H), top = first - reach;
-  const int64_t rows = end + reach - top;
-  const at::Tensor storage = at::zeros({t.N, t.C, rows, g.row}, images.options());
-  const int64_t plane = rows * g.row, batch = t.C * plane;
-  const int64_t lo = std::max<int64_t>(top, 0), hi = std::min(end + reach, t.H);  // image rows held
-  PaddedImages<T> p;
-  p.storage = storage;
-  p.interior = storage.as_strided({t.N, t.C, hi - lo, t.W}, {batch, plane, g.row, 1}, (lo - top) * g.row + g.pad_left);
-  p.interior.copy_(images.narrow(2, lo, hi - lo));
-  // image row 0 would sit -top rows into the storage; only rows [top, end + reach) are read
-  p.planes = {storage.data_ptr<T>() + g.pad_left - top * g.row, batch, plane, g.row};
-  return p;
+  const int64_t reach = 2 * t.depth;
+  const int64_t first = first_row_block * t.tile_h, end = std::min(end_row_block * t.tile_h, t.H);
+  return padded_rows_of(t, kernels, images, first - reach, end + reach);
 }
 
 template <typename T>
