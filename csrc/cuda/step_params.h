@@ -1,5 +1,5 @@
 // Tile geometry, shared-memory layout and kernel parameters of the fused CUDA derivative step.
-// CUDA-free on purpose: the torch glue (taylor_step_cuda.cpp), the kernels (*.cu) and the host
+// CUDA-free on purpose: the CUDA ops (<op>_op.cpp), the kernels (*.cu) and the host
 // emulator the tests run without a GPU (tests/cuda_emulator) all compute sizes and offsets from
 // this one file, so a launch and the kernel it starts cannot disagree about them.
 #pragma once

@@ -1,6 +1,6 @@
 // Runs the fused CUDA ops on the CPU through the host platform (platform.h): the same block
 // bodies (csrc/cuda/step_kernels.cuh) and the same launch plans (csrc/cuda/step_plan.cpp) as
-// the CUDA build, with buffers allocated the way csrc/cuda/taylor_step_cuda.cpp allocates them.
+// the CUDA build, with buffers allocated the way the CUDA ops (csrc/cuda/<op>_op.cpp) allocate them.
 // Driven by tests/test_cuda_emulated.py:
 //
 //   emulator SPEC_FILE
