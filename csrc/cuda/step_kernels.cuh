@@ -1,8 +1,8 @@
-// Block bodies of the fused derivative step (DESIGN §4), written once for two platforms: the
-// CUDA build (device_platform.cuh, included by step_forward.cu / step_backward.cu) and the
-// host emulator that runs them without a GPU (tests/cuda_emulator). The includer defines
-// TF_DEVICE, threadIdx/blockIdx/gridDim, __syncthreads(), atomicAdd, dynamic_smem(),
-// smem_load() and the to_acc/store overloads of its reduced-precision types.
+// Block bodies of the fused derivative step (the schedule: docs/kernels.md), written once for
+// two platforms: the CUDA build (device_platform.cuh, included by step_forward.cu /
+// step_backward.cu) and the host emulator that runs them without a GPU (tests/cuda_emulator).
+// The includer defines TF_DEVICE, threadIdx/blockIdx/gridDim, __syncthreads(), atomicAdd,
+// dynamic_smem(), smem_load() and the to_acc/store overloads of its reduced-precision types.
 //
 // One block owns one TH x TW output tile. g and y are read once over the tile plus a 2-pixel
 // halo into shared memory; the hidden activation h is computed HC channels at a time over the
@@ -135,18 +135,26 @@ TF_DEVICE void load_w1_by_hidden(acc_t* w1d, const acc_t* w1, int C2, int hidden
 // budgets (step_params.h) and spills. Each remaining iteration still issues 16 to 32
 // independent FMAs.
 
-// The E1 position of the thread's item i, or -1 past the region.
-template <class T>
-TF_DEVICE int e1_position(int i) {
+// The thread's item i among `count` positions (the E1 positions, or the tile's INNER pixels),
+// or -1 past them.
+template <int count>
+TF_DEVICE int thread_item(int i) {
   const int p = threadIdx.x + i * kThreads;
-  return p < T::E1 ? p : -1;
+  return p < count ? p : -1;
 }
 
-// The inner pixel of the thread's item i, or -1 past the tile.
-template <class T>
-TF_DEVICE int inner_position(int i) {
-  const int q = threadIdx.x + i * kThreads;
-  return q < T::INNER ? q : -1;
+// body(i, r, c, row, col) for each of the thread's output pixels that lies in the image: its item
+// i, at (r, c) in the tile and (row, col) in the image
+template <class T, class Body>
+TF_DEVICE void for_each_output_pixel(const Geometry& geo, const TileOrigin& o, Body&& body) {
+#pragma unroll
+  for (int i = 0; i < T::B_ITEMS; ++i) {
+    const int q = thread_item<T::INNER>(i);
+    if (q < 0) continue;
+    const int r = q / T::TW, c = q % T::TW;
+    const int64_t row = o.oy + r, col = o.ox + c;
+    if (inside(geo, row, col)) body(i, r, c, row, col);
+  }
 }
 
 // Whether E1 position e lies in the image: h (and its gradient) is zero outside, conv2's zero padding.
@@ -165,7 +173,7 @@ TF_DEVICE void conv_to_hidden(acc_t (&acc)[T::A_ITEMS][T::HC], const acc_t* src,
   int base[T::A_ITEMS];
 #pragma unroll
   for (int i = 0; i < T::A_ITEMS; ++i) {
-    const int p = e1_position<T>(i) < 0 ? 0 : e1_position<T>(i);
+    const int p = thread_item<T::E1>(i) < 0 ? 0 : thread_item<T::E1>(i);
     base[i] = (p / T::E1W + corner) * T::E2W + p % T::E1W + corner;
   }
   for (int plane = 0; plane < planes; ++plane) {
@@ -216,7 +224,7 @@ TF_DEVICE void accumulate_output(acc_t (&out)[T::B_ITEMS][kMaxChannels], const a
   int base[T::B_ITEMS];  // E1 index of (r, c): tap (dy, dx) reads base + dy*E1W + dx
 #pragma unroll
   for (int i = 0; i < T::B_ITEMS; ++i) {
-    const int q = inner_position<T>(i) < 0 ? 0 : inner_position<T>(i);
+    const int q = thread_item<T::INNER>(i) < 0 ? 0 : thread_item<T::INNER>(i);
     base[i] = (q / T::TW) * T::E1W + q % T::TW;
   }
 #pragma unroll 1
@@ -246,7 +254,7 @@ TF_DEVICE void accumulate_input_grad(acc_t (&gin)[T::B_ITEMS][2 * kMaxChannels],
   int base[T::B_ITEMS];  // E1 index of (r + 2, c + 2): tap (dy, dx) reads base - dy*E1W - dx
 #pragma unroll
   for (int i = 0; i < T::B_ITEMS; ++i) {
-    const int q = inner_position<T>(i) < 0 ? 0 : inner_position<T>(i);
+    const int q = thread_item<T::INNER>(i) < 0 ? 0 : thread_item<T::INNER>(i);
     base[i] = (q / T::TW + 2) * T::E1W + q % T::TW + 2;
   }
 #pragma unroll 1
@@ -445,7 +453,7 @@ TF_DEVICE void step_forward_block(const StepForwardParams& p) {
       [&](int j0, acc_t(&u)[T::A_ITEMS][T::HC]) {
 #pragma unroll
         for (int i = 0; i < T::A_ITEMS; ++i) {
-          const int e = e1_position<T>(i);
+          const int e = thread_item<T::E1>(i);
           if (e < 0) continue;
           const bool in_image = e1_in_image<T>(p.geo, o, e);
           // a padded hidden lane (j0 + jj >= hidden) has zero weights, but u = 0 * inf = NaN next
@@ -460,19 +468,13 @@ TF_DEVICE void step_forward_block(const StepForwardParams& p) {
   __syncthreads();  // x_s is complete even when no hidden chunk ran (hidden == 0)
 
   const acc_t* b2 = static_cast<const acc_t*>(p.w.b2);
-#pragma unroll
-  for (int i = 0; i < T::B_ITEMS; ++i) {
-    const int q = inner_position<T>(i);
-    if (q < 0) continue;
-    const int r = q / T::TW, c = q % T::TW;
-    const int64_t row = o.oy + r, col = o.ox + c;
-    if (!inside(p.geo, row, col)) continue;
+  for_each_output_pixel<T>(p.geo, o, [&](int i, int r, int c, int64_t row, int64_t col) {
 #pragma unroll
     for (int ch = 0; ch < kMaxChannels; ++ch)
       if (ch < C)
         store_step_output<scalar_t>(p, o, ch, row, col, out[i][ch] + b2[ch],
                                     x_s[ch * T::E2 + (r + 2) * T::E2W + c + 2]);
-  }
+  });
 }
 
 template <typename scalar_t>
@@ -518,7 +520,7 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
         [&](int j0, acc_t(&r)[T::A_ITEMS][T::HC]) {
 #pragma unroll
           for (int i = 0; i < T::A_ITEMS; ++i) {
-            const int e = e1_position<T>(i);
+            const int e = thread_item<T::E1>(i);
             if (e < 0) continue;
 #pragma unroll
             for (int jj = 0; jj < T::HC; ++jj) h_s[jj * T::E1 + e] = r[i][jj];
@@ -526,7 +528,7 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
           hidden_grad<T>(r, d_s, w2g, C);
 #pragma unroll
           for (int i = 0; i < T::A_ITEMS; ++i) {
-            const int e = e1_position<T>(i);
+            const int e = thread_item<T::E1>(i);
             if (e < 0) continue;
             const bool in_image = e1_in_image<T>(p.geo, o, e);
 #pragma unroll
@@ -548,13 +550,7 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
     scalar_t* grad_g = static_cast<scalar_t*>(p.grad_g.data);
     scalar_t* grad_y = static_cast<scalar_t*>(p.grad_y.data);
     const acc_t dout_scale = static_cast<acc_t>(p.dout_scale);
-#pragma unroll
-    for (int i = 0; i < T::B_ITEMS; ++i) {
-      const int q = inner_position<T>(i);
-      if (q < 0) continue;
-      const int r = q / T::TW, c = q % T::TW;
-      const int64_t row = o.oy + r, col = o.ox + c;
-      if (!inside(p.geo, row, col)) continue;
+    for_each_output_pixel<T>(p.geo, o, [&](int i, int r, int c, int64_t row, int64_t col) {
 #pragma unroll
       for (int ci = 0; ci < 2 * kMaxChannels; ++ci) {
         if (ci < C) {
@@ -569,7 +565,7 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
           store(dst, v);
         }
       }
-    }
+    });
   }
 }
 
