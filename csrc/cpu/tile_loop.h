@@ -27,7 +27,8 @@ template <typename T>
 void run_forward_pass(const TileKernels<T>& kernels, const ForwardArgs<T>& args);
 
 // Adds the pass's weight gradients (weight_grad_size values, natural layout) into grads. The
-// tiles' shares are summed in tile order, so the result does not depend on the thread count.
+// tiles' shares are summed in tile order, so for a given tiling the result does not depend on
+// which thread computed which tile.
 template <typename T>
 void run_backward_pass(const TileKernels<T>& kernels, const BackwardArgs<T>& args, T* grads);
 // The same over the tiles of row blocks [first_row_block, end_row_block) only.
