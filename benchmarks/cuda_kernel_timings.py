@@ -51,7 +51,7 @@ def make_case(n, h, w, dtype):
 
 
 def simt(fused):
-    """fused, run with the tensor-core forward switched off (csrc/cuda/taylor_step_cuda.cpp)."""
+    """fused, run with the tensor-core forward switched off (TAYLOR_FAST_CUDA_TENSOR_CORES=0)."""
     def run(*args):
         previous = os.environ.get("TAYLOR_FAST_CUDA_TENSOR_CORES")
         os.environ["TAYLOR_FAST_CUDA_TENSOR_CORES"] = "0"

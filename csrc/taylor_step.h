@@ -2,7 +2,7 @@
 // run before any kernel. The Python layer validates first and names the argument in its
 // errors; these checks protect callers that reach torch.ops.taylor_fast.* directly.
 //
-// Semantics (DESIGN.md §1), with act(x) = x > 0 ? x : negative_slope * x (relu: slope 0):
+// Semantics (docs/semantics.md in full), with act(x) = x > 0 ? x : negative_slope * x (relu: slope 0):
 //   G(g, y)  = conv3x3(act(conv3x3(cat[g, y], w1) + b1), w2) + b2     (zero padding 1)
 //   step k:   g_next = G(g, y) + k * g,   acc_next = acc + g_next / (k+1)!
 //   expand n: g^0 = f, out = f + sum_{k=1..n} g^k / k!, also returns gs = stack(g^1..g^n)

@@ -11,8 +11,11 @@
 #include <ATen/ops/isfinite.h>
 
 #include "cpu/cpu_ops.h"
-#include "cpu/order_launch.h"
+#include "cpu/padded_planes.h"
 #include "cpu/reduced_precision.h"
+#include "cpu/tile_loop.h"
+#include "cpu/tiling.h"
+#include "cpu/weight_packing.h"
 #include "step_math.h"
 
 #include <algorithm>
@@ -43,10 +46,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const at::Tensor f32 = in_float(f), y32 = in_float(y), w1_32 = in_float(w1), b1_32 = in_float(b1),
                      w2_32 = in_float(w2), b2_32 = in_float(b2);
     const at::Tensor gs32 = std::get<1>(expand_forward(f32, y32, w1_32, b1_32, w2_32, b2_32, order, negative_slope));
-    const auto [df, dy, dw1, db1, dw2, db2] = expand_backward(in_float(grad_out), f32, y32, gs32, w1_32, b1_32,
-                                                              w2_32, b2_32, order, negative_slope);
-    return {rounded_like(df, f),   rounded_like(dy, y),   rounded_like(dw1, w1),
-            rounded_like(db1, b1), rounded_like(dw2, w2), rounded_like(db2, b2)};
+    return rounded_like(expand_backward(in_float(grad_out), f32, y32, gs32, w1_32, b1_32, w2_32, b2_32, order,
+                                        negative_slope),
+                        f, y, w1, b1, w2, b2);
   }
   at::Tensor grad_f = at::empty_like(f), grad_y = at::empty_like(y);
   at::Tensor gw1, gb1, gw2, gb2;

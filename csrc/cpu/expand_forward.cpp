@@ -9,8 +9,11 @@
 #include <algorithm>
 
 #include "cpu/cpu_ops.h"
-#include "cpu/order_launch.h"
+#include "cpu/padded_planes.h"
 #include "cpu/reduced_precision.h"
+#include "cpu/tile_loop.h"
+#include "cpu/tiling.h"
+#include "cpu/weight_packing.h"
 #include "step_math.h"
 
 namespace taylor_fast::cpu {

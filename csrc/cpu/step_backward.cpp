@@ -3,8 +3,11 @@
 #include <ATen/ops/empty_like.h>
 
 #include "cpu/cpu_ops.h"
-#include "cpu/order_launch.h"
+#include "cpu/padded_planes.h"
 #include "cpu/reduced_precision.h"
+#include "cpu/tile_loop.h"
+#include "cpu/tiling.h"
+#include "cpu/weight_packing.h"
 
 namespace taylor_fast::cpu {
 
@@ -13,11 +16,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2, int64_t k, double negative_slope) {
   const StepGeometry geo = check_step_backward_args(grad_g_next, g, y, w1, b1, w2, b2, k);
   if (computes_in_float(g)) {
-    const auto [dg, dy, dw1, db1, dw2, db2] = step_backward(in_float(grad_g_next), in_float(g), in_float(y),
-                                                            in_float(w1), in_float(b1), in_float(w2), in_float(b2),
-                                                            k, negative_slope);
-    return {rounded_like(dg, g),   rounded_like(dy, y),   rounded_like(dw1, w1),
-            rounded_like(db1, b1), rounded_like(dw2, w2), rounded_like(db2, b2)};
+    return rounded_like(step_backward(in_float(grad_g_next), in_float(g), in_float(y), in_float(w1), in_float(b1),
+                                      in_float(w2), in_float(b2), k, negative_slope),
+                        g, y, w1, b1, w2, b2);
   }
   at::Tensor grad_g = at::empty_like(g), grad_y = at::empty_like(y);
   at::Tensor gw1, gb1, gw2, gb2;

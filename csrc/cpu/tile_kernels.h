@@ -54,15 +54,16 @@ struct Tiling {
 // keeps row starts vector aligned and the right margin covers the widest vector read of the
 // last column block.
 struct PlaneGeometry {
-  int64_t pad_left = 0, row = 0, rows = 0;  // rows = H + 4 (two zero rows above and below)
+  int64_t pad_left = 0, row = 0;
 };
+// The zero rows above and below the planes of whole images (Planes: rows [-2, H + 2)).
+constexpr int64_t kBorderRows = 2;
 inline PlaneGeometry plane_geometry(const Tiling& t, int64_t vector_width) {
   auto round_up = [](int64_t a, int64_t b) { return (a + b - 1) / b * b; };
   const int64_t reach = 2 * t.depth;
   PlaneGeometry g;
   g.pad_left = round_up(reach, vector_width);
   g.row = round_up(g.pad_left + round_up(t.W, t.tile_w) + reach + vector_width, vector_width);
-  g.rows = t.H + 4;
   return g;
 }
 

@@ -1,7 +1,7 @@
 // The tile kernels with AVX2 + FMA (this file is compiled with -mavx2 -mfma). 16 ymm registers:
 // 4 hidden x 2 vectors (into hidden space; 3 vectors measured ~6% slower, the 16 registers
 // then spill) and 3 channels x 4 vectors (out of it) of accumulators.
-#include "cpu/tile_kernels_impl.h"
+#include "cpu/isa_tile_kernels.h"
 #include "cpu/vec_avx2.h"
 
 namespace taylor_fast::cpu {

@@ -1,6 +1,6 @@
 // The tile kernels with AVX-512 (this file is compiled with the AVX-512 flags). 32 zmm registers:
 // 8 hidden x 3 vectors of accumulators into hidden space, 3 channels x 4 vectors out of it.
-#include "cpu/tile_kernels_impl.h"
+#include "cpu/isa_tile_kernels.h"
 #include "cpu/vec_avx512.h"
 
 namespace taylor_fast::cpu {

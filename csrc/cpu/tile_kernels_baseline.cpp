@@ -1,5 +1,5 @@
 // The tile kernels for any CPU: one lane at a time (compiled without vector-ISA flags).
-#include "cpu/tile_kernels_impl.h"
+#include "cpu/isa_tile_kernels.h"
 #include "cpu/vec_scalar.h"
 
 namespace taylor_fast::cpu {

@@ -105,4 +105,14 @@ cudaError_t allow_dynamic_smem(Kernel kernel, size_t bytes) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
 }
 
+// kernel<<<blocks, kThreads, smem, stream>>>(params), after allowing it that much shared memory;
+// returns the attribute call's error (the caller checks the launch itself).
+template <class Kernel, class Params>
+cudaError_t launch_blocks(Kernel kernel, int64_t blocks, size_t smem, cudaStream_t stream, const Params& params) {
+  const cudaError_t err = allow_dynamic_smem(kernel, smem);
+  if (err != cudaSuccess) return err;
+  kernel<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(params);
+  return cudaSuccess;
+}
+
 }  // namespace taylor_fast::cuda

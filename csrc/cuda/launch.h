@@ -1,5 +1,5 @@
 // Kernel launchers of the fused CUDA step (step_forward.cu, step_backward.cu), called by the
-// torch glue in taylor_step_cuda.cpp on the current stream of the current device. Each returns
+// CUDA ops (<op>_op.cpp) on the current stream of the current device. Each returns
 // the error of any attribute call it made; the caller checks the launch itself
 // (C10_CUDA_KERNEL_LAUNCH_CHECK) right after.
 #pragma once

@@ -20,8 +20,7 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_weight_grads_kernel(con
 
 template <typename scalar_t>
 size_t backward_smem(int C) {
-  using acc_t = typename AccType<scalar_t>::type;
-  return smem_layout<acc_t>(C, true).total * sizeof(acc_t);
+  return smem_bytes<typename AccType<scalar_t>::type>(C, true);
 }
 
 }  // namespace
@@ -29,11 +28,8 @@ size_t backward_smem(int C) {
 cudaError_t launch_step_backward(const StepBackwardParams& p, ScalarKind kind, int64_t blocks, cudaStream_t stream) {
   return dispatch_scalar(kind, [&](auto tag) {
     using scalar_t = decltype(tag);
-    const size_t smem = backward_smem<scalar_t>(static_cast<int>(p.geo.C));
-    const cudaError_t err = allow_dynamic_smem(step_backward_kernel<scalar_t>, smem);
-    if (err != cudaSuccess) return err;
-    step_backward_kernel<scalar_t><<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(p);
-    return cudaSuccess;
+    return launch_blocks(step_backward_kernel<scalar_t>, blocks, backward_smem<scalar_t>(static_cast<int>(p.geo.C)),
+                         stream, p);
   });
 }
 

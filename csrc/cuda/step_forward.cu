@@ -21,14 +21,6 @@ __global__ void __launch_bounds__(kThreads, kMmaMinBlocks) step_forward_mma_kern
   step_forward_block_mma<scalar_t>(p);
 }
 
-template <class Kernel>
-cudaError_t launch(Kernel kernel, const StepForwardParams& p, size_t smem, cudaStream_t stream) {
-  const cudaError_t err = allow_dynamic_smem(kernel, smem);
-  if (err != cudaSuccess) return err;
-  kernel<<<static_cast<unsigned>(p.geo.tiles), kThreads, smem, stream>>>(p);
-  return cudaSuccess;
-}
-
 }  // namespace
 
 cudaError_t launch_step_forward(const StepForwardParams& p, ScalarKind kind, cudaStream_t stream) {
@@ -37,9 +29,10 @@ cudaError_t launch_step_forward(const StepForwardParams& p, ScalarKind kind, cud
     using scalar_t = decltype(tag);
     using acc_t = typename AccType<scalar_t>::type;
     if constexpr (std::is_same_v<scalar_t, __half> || std::is_same_v<scalar_t, __nv_bfloat16>) {
-      if (p.tensor_cores) return launch(step_forward_mma_kernel<scalar_t>, p, mma_smem_layout(C).total, stream);
+      if (p.tensor_cores)
+        return launch_blocks(step_forward_mma_kernel<scalar_t>, p.geo.tiles, mma_smem_layout(C).total, stream, p);
     }
-    return launch(step_forward_kernel<scalar_t>, p, smem_layout<acc_t>(C, false).total * sizeof(acc_t), stream);
+    return launch_blocks(step_forward_kernel<scalar_t>, p.geo.tiles, smem_bytes<acc_t>(C, false), stream, p);
   });
 }
 

@@ -1,8 +1,8 @@
-// Block bodies of the fused derivative step (DESIGN §4), written once for two platforms: the
-// CUDA build (device_platform.cuh, included by step_forward.cu / step_backward.cu) and the
-// host emulator that runs them without a GPU (tests/cuda_emulator). The includer defines
-// TF_DEVICE, threadIdx/blockIdx/gridDim, __syncthreads(), atomicAdd, dynamic_smem(),
-// smem_load() and the to_acc/store overloads of its reduced-precision types.
+// Block bodies of the fused derivative step (the schedule: docs/kernels.md), written once for
+// two platforms: the CUDA build (device_platform.cuh, included by step_forward.cu /
+// step_backward.cu) and the host emulator that runs them without a GPU (tests/cuda_emulator).
+// The includer defines TF_DEVICE, threadIdx/blockIdx/gridDim, __syncthreads(), atomicAdd,
+// dynamic_smem(), smem_load() and the to_acc/store overloads of its reduced-precision types.
 //
 // One block owns one TH x TW output tile. g and y are read once over the tile plus a 2-pixel
 // halo into shared memory; the hidden activation h is computed HC channels at a time over the
@@ -76,6 +76,14 @@ TF_DEVICE void load_region(acc_t* dst, const ImageRef& im, int channels, const G
   load_region_as<T, scalar_t>(dst, im, channels, geo, o, [scale](scalar_t v) { return scale * to_acc(v); });
 }
 
+// dst = conv1's input cat[g, y] over the input region: channels [0, C) of g, then C of y
+template <class T, typename scalar_t, typename dst_t, class Convert>
+TF_DEVICE void load_conv1_input(dst_t* dst, const ImageRef& g, const ImageRef& y, int C, const Geometry& geo,
+                                const TileOrigin& o, Convert convert) {
+  load_region_as<T, scalar_t>(dst, g, C, geo, o, convert);
+  load_region_as<T, scalar_t>(dst + C * T::E2, y, C, geo, o, convert);
+}
+
 // ------------------------------------------------------------------ weights of one hidden chunk
 // Rearranged per use so that every inner loop reads them with broadcast vector loads;
 // hidden channels past `hidden` (and input channels past 2C) are zero, so padded lanes add 0.
@@ -127,18 +135,32 @@ TF_DEVICE void load_w1_by_hidden(acc_t* w1d, const acc_t* w1, int C2, int hidden
 // budgets (step_params.h) and spills. Each remaining iteration still issues 16 to 32
 // independent FMAs.
 
-// The E1 position of the thread's item i, or -1 past the region.
-template <class T>
-TF_DEVICE int e1_position(int i) {
+// The thread's item i among `count` positions (the E1 positions, or the tile's INNER pixels),
+// or -1 past them.
+template <int count>
+TF_DEVICE int thread_item(int i) {
   const int p = threadIdx.x + i * kThreads;
-  return p < T::E1 ? p : -1;
+  return p < count ? p : -1;
 }
 
-// The inner pixel of the thread's item i, or -1 past the tile.
+// body(i, r, c, row, col) for each of the thread's output pixels that lies in the image: its item
+// i, at (r, c) in the tile and (row, col) in the image
+template <class T, class Body>
+TF_DEVICE void for_each_output_pixel(const Geometry& geo, const TileOrigin& o, Body&& body) {
+#pragma unroll
+  for (int i = 0; i < T::B_ITEMS; ++i) {
+    const int q = thread_item<T::INNER>(i);
+    if (q < 0) continue;
+    const int r = q / T::TW, c = q % T::TW;
+    const int64_t row = o.oy + r, col = o.ox + c;
+    if (inside(geo, row, col)) body(i, r, c, row, col);
+  }
+}
+
+// Whether E1 position e lies in the image: h (and its gradient) is zero outside, conv2's zero padding.
 template <class T>
-TF_DEVICE int inner_position(int i) {
-  const int q = threadIdx.x + i * kThreads;
-  return q < T::INNER ? q : -1;
+TF_DEVICE bool e1_in_image(const Geometry& geo, const TileOrigin& o, int e) {
+  return inside(geo, o.oy + e / T::E1W - 1, o.ox + e % T::E1W - 1);
 }
 
 // Phases A and G: acc[i][jj] += sum over planes and taps of w[plane][tap][jj] * src[plane] at
@@ -151,7 +173,7 @@ TF_DEVICE void conv_to_hidden(acc_t (&acc)[T::A_ITEMS][T::HC], const acc_t* src,
   int base[T::A_ITEMS];
 #pragma unroll
   for (int i = 0; i < T::A_ITEMS; ++i) {
-    const int p = e1_position<T>(i) < 0 ? 0 : e1_position<T>(i);
+    const int p = thread_item<T::E1>(i) < 0 ? 0 : thread_item<T::E1>(i);
     base[i] = (p / T::E1W + corner) * T::E2W + p % T::E1W + corner;
   }
   for (int plane = 0; plane < planes; ++plane) {
@@ -202,7 +224,7 @@ TF_DEVICE void accumulate_output(acc_t (&out)[T::B_ITEMS][kMaxChannels], const a
   int base[T::B_ITEMS];  // E1 index of (r, c): tap (dy, dx) reads base + dy*E1W + dx
 #pragma unroll
   for (int i = 0; i < T::B_ITEMS; ++i) {
-    const int q = inner_position<T>(i) < 0 ? 0 : inner_position<T>(i);
+    const int q = thread_item<T::INNER>(i) < 0 ? 0 : thread_item<T::INNER>(i);
     base[i] = (q / T::TW) * T::E1W + q % T::TW;
   }
 #pragma unroll 1
@@ -232,7 +254,7 @@ TF_DEVICE void accumulate_input_grad(acc_t (&gin)[T::B_ITEMS][2 * kMaxChannels],
   int base[T::B_ITEMS];  // E1 index of (r + 2, c + 2): tap (dy, dx) reads base - dy*E1W - dx
 #pragma unroll
   for (int i = 0; i < T::B_ITEMS; ++i) {
-    const int q = inner_position<T>(i) < 0 ? 0 : inner_position<T>(i);
+    const int q = thread_item<T::INNER>(i) < 0 ? 0 : thread_item<T::INNER>(i);
     base[i] = (q / T::TW + 2) * T::E1W + q % T::TW + 2;
   }
 #pragma unroll 1
@@ -251,6 +273,26 @@ TF_DEVICE void accumulate_input_grad(acc_t (&gin)[T::B_ITEMS][2 * kMaxChannels],
           if (ci < C2) gin[i][ci] += w[ci] * gv;
       }
     }
+  }
+}
+
+// The loop over chunks of HC hidden channels that the forward and backward blocks share. Per
+// chunk, once every thread is done with the previous chunk's shared arrays: conv1's weights and
+// bias and the chunk's other weights (load_more(j0)) go to shared memory; then body(j0, u) runs
+// with u the chunk's pre-activation b1 + conv(x, w1) at the thread's E1 positions.
+template <class T, typename acc_t, class LoadMore, class Body>
+TF_DEVICE void for_each_hidden_chunk(const acc_t* x_s, acc_t* w1a, acc_t* b1s, const WeightsRef& w, int C,
+                                     int hidden, LoadMore&& load_more, Body&& body) {
+  const int C2 = 2 * C;
+  for (int j0 = 0; j0 < hidden; j0 += T::HC) {
+    __syncthreads();  // the previous chunk is done with the weights and the hidden arrays
+    load_w1_by_input<T>(w1a, static_cast<const acc_t*>(w.w1), C2, hidden, j0);
+    load_b1<T>(b1s, static_cast<const acc_t*>(w.b1), hidden, j0);
+    load_more(j0);
+    __syncthreads();
+    acc_t u[T::A_ITEMS][T::HC];
+    pre_activation<T>(u, x_s, w1a, b1s, C2);
+    body(j0, u);
   }
 }
 
@@ -390,15 +432,14 @@ template <typename scalar_t>
 TF_DEVICE void step_forward_block(const StepForwardParams& p) {
   using acc_t = typename AccType<scalar_t>::type;
   using T = Tile<acc_t>;
-  const int C = static_cast<int>(p.geo.C), C2 = 2 * C, hidden = static_cast<int>(p.geo.hidden);
+  const int C = static_cast<int>(p.geo.C), hidden = static_cast<int>(p.geo.hidden);
   const SmemLayout L = smem_layout<acc_t>(C, false);
   acc_t* smem = reinterpret_cast<acc_t*>(dynamic_smem());
   acc_t *x_s = smem + L.x, *h_s = smem + L.h, *w1a = smem + L.w1a, *w2b = smem + L.w2b, *b1s = smem + L.b1;
   const acc_t slope = static_cast<acc_t>(p.slope);
   const TileOrigin o = tile_origin<T>(p.geo, blockIdx.x);
 
-  load_region<T, scalar_t>(x_s, p.g, C, p.geo, o, acc_t(1));
-  load_region<T, scalar_t>(x_s + C * T::E2, p.y, C, p.geo, o, acc_t(1));
+  load_conv1_input<T, scalar_t>(x_s, p.g, p.y, C, p.geo, o, [](scalar_t v) { return to_acc(v); });
 
   acc_t out[T::B_ITEMS][kMaxChannels];
 #pragma unroll
@@ -406,45 +447,34 @@ TF_DEVICE void step_forward_block(const StepForwardParams& p) {
 #pragma unroll
     for (int c = 0; c < kMaxChannels; ++c) out[i][c] = acc_t(0);
 
-  for (int j0 = 0; j0 < hidden; j0 += T::HC) {
-    __syncthreads();  // the previous chunk is done with the weights and h
-    load_w1_by_input<T>(w1a, static_cast<const acc_t*>(p.w.w1), C2, hidden, j0);
-    load_b1<T>(b1s, static_cast<const acc_t*>(p.w.b1), hidden, j0);
-    load_w2_by_hidden<T>(w2b, static_cast<const acc_t*>(p.w.w2), C, hidden, j0);
-    __syncthreads();
-
-    acc_t u[T::A_ITEMS][T::HC];
-    pre_activation<T>(u, x_s, w1a, b1s, C2);
+  for_each_hidden_chunk<T>(
+      x_s, w1a, b1s, p.w, C, hidden,
+      [&](int j0) { load_w2_by_hidden<T>(w2b, static_cast<const acc_t*>(p.w.w2), C, hidden, j0); },
+      [&](int j0, acc_t(&u)[T::A_ITEMS][T::HC]) {
 #pragma unroll
-    for (int i = 0; i < T::A_ITEMS; ++i) {
-      const int e = e1_position<T>(i);
-      if (e < 0) continue;
-      const bool in_image = inside(p.geo, o.oy + e / T::E1W - 1, o.ox + e % T::E1W - 1);
-      // a padded hidden lane (j0 + jj >= hidden) has zero weights, but u = 0 * inf = NaN next to
-      // an infinite pixel, and w2's zeros would carry it into every output: h is 0 there
+        for (int i = 0; i < T::A_ITEMS; ++i) {
+          const int e = thread_item<T::E1>(i);
+          if (e < 0) continue;
+          const bool in_image = e1_in_image<T>(p.geo, o, e);
+          // a padded hidden lane (j0 + jj >= hidden) has zero weights, but u = 0 * inf = NaN next
+          // to an infinite pixel, and w2's zeros would carry it into every output: h is 0 there
 #pragma unroll
-      for (int jj = 0; jj < T::HC; ++jj)
-        h_s[jj * T::E1 + e] = in_image && j0 + jj < hidden ? activate(u[i][jj], slope) : acc_t(0);
-    }
-    __syncthreads();
-    accumulate_output<T>(out, h_s, w2b, C);
-  }
+          for (int jj = 0; jj < T::HC; ++jj)
+            h_s[jj * T::E1 + e] = in_image && j0 + jj < hidden ? activate(u[i][jj], slope) : acc_t(0);
+        }
+        __syncthreads();
+        accumulate_output<T>(out, h_s, w2b, C);
+      });
   __syncthreads();  // x_s is complete even when no hidden chunk ran (hidden == 0)
 
   const acc_t* b2 = static_cast<const acc_t*>(p.w.b2);
-#pragma unroll
-  for (int i = 0; i < T::B_ITEMS; ++i) {
-    const int q = inner_position<T>(i);
-    if (q < 0) continue;
-    const int r = q / T::TW, c = q % T::TW;
-    const int64_t row = o.oy + r, col = o.ox + c;
-    if (!inside(p.geo, row, col)) continue;
+  for_each_output_pixel<T>(p.geo, o, [&](int i, int r, int c, int64_t row, int64_t col) {
 #pragma unroll
     for (int ch = 0; ch < kMaxChannels; ++ch)
       if (ch < C)
         store_step_output<scalar_t>(p, o, ch, row, col, out[i][ch] + b2[ch],
                                     x_s[ch * T::E2 + (r + 2) * T::E2W + c + 2]);
-  }
+  });
 }
 
 template <typename scalar_t>
@@ -468,8 +498,7 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
     const WeightGradSink<acc_t> sink{wg_target, p.atomic, tile == static_cast<int64_t>(blockIdx.x)};
     const TileOrigin o = tile_origin<T>(p.geo, tile);
     __syncthreads();  // the previous tile is done with every shared array
-    load_region<T, scalar_t>(x_s, p.g, C, p.geo, o, acc_t(1));
-    load_region<T, scalar_t>(x_s + C * T::E2, p.y, C, p.geo, o, acc_t(1));
+    load_conv1_input<T, scalar_t>(x_s, p.g, p.y, C, p.geo, o, [](scalar_t v) { return to_acc(v); });
     load_region<T, scalar_t>(d_s, p.dg, C, p.geo, o, static_cast<acc_t>(p.dg_scale));
     __syncthreads();
     bias2_grads<T>(d_s, C, lay, sink);
@@ -480,57 +509,48 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
 #pragma unroll
       for (int ci = 0; ci < 2 * kMaxChannels; ++ci) gin[i][ci] = acc_t(0);
 
-    for (int j0 = 0; j0 < hidden; j0 += T::HC) {
-      __syncthreads();  // the previous chunk is done with the weights, h and gu
-      load_w1_by_input<T>(w1a, w1, C2, hidden, j0);
-      load_b1<T>(b1s, static_cast<const acc_t*>(p.w.b1), hidden, j0);
-      load_w2_by_channel<T>(w2g, w2, C, hidden, j0);
-      load_w1_by_hidden<T>(w1d, w1, C2, hidden, j0);
-      __syncthreads();
-
-      // recompute the pre-activation u, park it in h_s (own positions only), then reuse the
-      // registers for grad_h; h = act(u) and gu = grad_h * act'(u), both zero off the image
-      acc_t r[T::A_ITEMS][T::HC];
-      pre_activation<T>(r, x_s, w1a, b1s, C2);
+    for_each_hidden_chunk<T>(
+        x_s, w1a, b1s, p.w, C, hidden,
+        [&](int j0) {
+          load_w2_by_channel<T>(w2g, w2, C, hidden, j0);
+          load_w1_by_hidden<T>(w1d, w1, C2, hidden, j0);
+        },
+        // the pre-activation u is parked in h_s (own positions only), then its registers take
+        // grad_h; h = act(u) and gu = grad_h * act'(u), both zero off the image
+        [&](int j0, acc_t(&r)[T::A_ITEMS][T::HC]) {
 #pragma unroll
-      for (int i = 0; i < T::A_ITEMS; ++i) {
-        const int e = e1_position<T>(i);
-        if (e < 0) continue;
+          for (int i = 0; i < T::A_ITEMS; ++i) {
+            const int e = thread_item<T::E1>(i);
+            if (e < 0) continue;
 #pragma unroll
-        for (int jj = 0; jj < T::HC; ++jj) h_s[jj * T::E1 + e] = r[i][jj];
-      }
-      hidden_grad<T>(r, d_s, w2g, C);
+            for (int jj = 0; jj < T::HC; ++jj) h_s[jj * T::E1 + e] = r[i][jj];
+          }
+          hidden_grad<T>(r, d_s, w2g, C);
 #pragma unroll
-      for (int i = 0; i < T::A_ITEMS; ++i) {
-        const int e = e1_position<T>(i);
-        if (e < 0) continue;
-        const bool in_image = inside(p.geo, o.oy + e / T::E1W - 1, o.ox + e % T::E1W - 1);
+          for (int i = 0; i < T::A_ITEMS; ++i) {
+            const int e = thread_item<T::E1>(i);
+            if (e < 0) continue;
+            const bool in_image = e1_in_image<T>(p.geo, o, e);
 #pragma unroll
-        for (int jj = 0; jj < T::HC; ++jj) {
-          const acc_t u = h_s[jj * T::E1 + e];
-          // padded lanes 0, as in the forward (an infinite upstream gradient makes their dh NaN)
-          const bool real = in_image && j0 + jj < hidden;
-          h_s[jj * T::E1 + e] = real ? activate(u, slope) : acc_t(0);
-          gu_s[jj * T::E1 + e] = real ? activate_backward(r[i][jj], u, slope) : acc_t(0);
-        }
-      }
-      __syncthreads();
-      weight_grads<T>(x_s, d_s, h_s, gu_s, C, hidden, j0, lay, sink);
-      accumulate_input_grad<T>(gin, gu_s, w1d, C2);
-    }
+            for (int jj = 0; jj < T::HC; ++jj) {
+              const acc_t u = h_s[jj * T::E1 + e];
+              // padded lanes 0, as in the forward (an infinite upstream gradient makes their dh NaN)
+              const bool real = in_image && j0 + jj < hidden;
+              h_s[jj * T::E1 + e] = real ? activate(u, slope) : acc_t(0);
+              gu_s[jj * T::E1 + e] = real ? activate_backward(r[i][jj], u, slope) : acc_t(0);
+            }
+          }
+          __syncthreads();
+          weight_grads<T>(x_s, d_s, h_s, gu_s, C, hidden, j0, lay, sink);
+          accumulate_input_grad<T>(gin, gu_s, w1d, C2);
+        });
 
     // epilogue: grad_g = J_g^T dG + k dG + dout_scale dout;  grad_y (+)= J_y^T dG
     const scalar_t* dout = static_cast<const scalar_t*>(p.dout.data);
     scalar_t* grad_g = static_cast<scalar_t*>(p.grad_g.data);
     scalar_t* grad_y = static_cast<scalar_t*>(p.grad_y.data);
     const acc_t dout_scale = static_cast<acc_t>(p.dout_scale);
-#pragma unroll
-    for (int i = 0; i < T::B_ITEMS; ++i) {
-      const int q = inner_position<T>(i);
-      if (q < 0) continue;
-      const int r = q / T::TW, c = q % T::TW;
-      const int64_t row = o.oy + r, col = o.ox + c;
-      if (!inside(p.geo, row, col)) continue;
+    for_each_output_pixel<T>(p.geo, o, [&](int i, int r, int c, int64_t row, int64_t col) {
 #pragma unroll
       for (int ci = 0; ci < 2 * kMaxChannels; ++ci) {
         if (ci < C) {
@@ -545,7 +565,7 @@ TF_DEVICE void step_backward_block(const StepBackwardParams& p) {
           store(dst, v);
         }
       }
-    }
+    });
   }
 }
 

@@ -48,9 +48,7 @@ TF_DEVICE void step_forward_block_mma(const StepForwardParams& p) {
   const float* b1 = static_cast<const float*>(p.w.b1);
   const TileOrigin o = tile_origin<T>(p.geo, blockIdx.x);
 
-  auto bits = [](scalar_t v) { return raw_bits(v); };
-  load_region_as<T, scalar_t>(x16, p.g, C, p.geo, o, bits);
-  load_region_as<T, scalar_t>(x16 + C * T::E2, p.y, C, p.geo, o, bits);
+  load_conv1_input<T, scalar_t>(x16, p.g, p.y, C, p.geo, o, [](scalar_t v) { return raw_bits(v); });
 
   // the lane's four conv1 K columns per step: 2t, 2t+1, 2t+8, 2t+9 -> offset in x16 of
   // (input channel, tap) relative to a position's top-left tap, -1 for K padding
@@ -113,7 +111,7 @@ TF_DEVICE void step_forward_block_mma(const StepForwardParams& p) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int e = pos + 8 * half;
-        const bool in_image = inside(p.geo, o.oy + e / T::E1W - 1, o.ox + e % T::E1W - 1);
+        const bool in_image = e1_in_image<T>(p.geo, o, e);
 #pragma unroll
         for (int nt = 0; nt < 4; ++nt) {
           // a padded hidden channel (j0 + n >= hidden) has zero weights, but 0 * inf = NaN next

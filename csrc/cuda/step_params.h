@@ -1,8 +1,9 @@
 // Tile geometry, shared-memory layout and kernel parameters of the fused CUDA derivative step.
-// CUDA-free on purpose: the torch glue (taylor_step_cuda.cpp), the kernels (*.cu) and the host
+// CUDA-free on purpose: the CUDA ops (<op>_op.cpp), the kernels (*.cu) and the host
 // emulator the tests run without a GPU (tests/cuda_emulator) all compute sizes and offsets from
 // this one file, so a launch and the kernel it starts cannot disagree about them.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "step_math.h"
@@ -90,6 +91,11 @@ TF_HOST_DEVICE SmemLayout smem_layout(int C, bool backward) {
   }
   s.total = cur;
   return s;
+}
+
+template <typename acc_t>
+TF_HOST_DEVICE size_t smem_bytes(int C, bool backward) {
+  return smem_layout<acc_t>(C, backward).total * sizeof(acc_t);
 }
 
 // The tensor-core forward (bf16/fp16, step_kernels_mma.cuh) uses the fp32 tiles and keeps its

@@ -1,5 +1,5 @@
 // Which kernels an op launches, in which order, on which buffers: pure functions from buffers
-// to kernel parameters. The torch glue (taylor_step_cuda.cpp) allocates the buffers and
+// to kernel parameters. The CUDA ops (<op>_op.cpp) allocate the buffers and
 // launches; the host emulator (tests/cuda_emulator) runs the very same plans without a GPU.
 #pragma once
 #include <cstdint>

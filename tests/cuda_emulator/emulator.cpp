@@ -1,6 +1,6 @@
 // Runs the fused CUDA ops on the CPU through the host platform (platform.h): the same block
 // bodies (csrc/cuda/step_kernels.cuh) and the same launch plans (csrc/cuda/step_plan.cpp) as
-// the CUDA build, with buffers allocated the way csrc/cuda/taylor_step_cuda.cpp allocates them.
+// the CUDA build, with buffers allocated the way the CUDA ops (csrc/cuda/<op>_op.cpp) allocate them.
 // Driven by tests/test_cuda_emulated.py:
 //
 //   emulator SPEC_FILE
@@ -141,8 +141,7 @@ void launch_forward(const StepForwardParams& p, ScalarKind kind) {
         return;
       }
     }
-    tf_emu::launch(p.geo.tiles, kThreads, smem_layout<acc_t>(C, false).total * sizeof(acc_t),
-                   [&] { step_forward_block<scalar_t>(p); });
+    tf_emu::launch(p.geo.tiles, kThreads, smem_bytes<acc_t>(C, false), [&] { step_forward_block<scalar_t>(p); });
   });
 }
 
@@ -150,8 +149,8 @@ void launch_backward(const BackwardLaunch& l, ScalarKind kind, int64_t blocks) {
   dispatch(kind, [&](auto tag) {
     using scalar_t = decltype(tag);
     using acc_t = typename AccType<scalar_t>::type;
-    const size_t smem = smem_layout<acc_t>(static_cast<int>(l.step.geo.C), true).total * sizeof(acc_t);
-    tf_emu::launch(blocks, kThreads, smem, [&] { step_backward_block<scalar_t>(l.step); });
+    tf_emu::launch(blocks, kThreads, smem_bytes<acc_t>(static_cast<int>(l.step.geo.C), true),
+                   [&] { step_backward_block<scalar_t>(l.step); });
     if (l.reduce) {
       const int64_t grid = (l.sum.entries + kReduceThreads - 1) / kReduceThreads;
       tf_emu::launch(grid, kReduceThreads, 0, [&] { reduce_weight_grads_thread<acc_t>(l.sum); });
