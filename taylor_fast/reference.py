@@ -1,6 +1,6 @@
 """Pure-PyTorch Deep Taylor's Approximations: the tests' ground truth and every backend's fallback.
 
-Semantics (DESIGN.md §1, paper eqs. 17, 19, 20):
+Semantics (docs/semantics.md; the paper's equations 17, 19, 20):
     G(g, y)   = conv(act(conv(cat[g, y], w1, b1)), w2, b2)        zero padding, "same" size
     g^0       = f
     g^{k+1}   = G(g^k, y) + k * g^k                                k = 0 .. n-1

@@ -11,7 +11,7 @@
 namespace taylor_fast::cuda {
 
 constexpr int kThreads = 128;     // threads per block, every kernel of the step
-constexpr int kMaxChannels = 4;   // image channels C (grey, RGB, RGBA); taylor_fast/_ext_ops.py agrees
+constexpr int kMaxChannels = 4;   // image channels C (grey, RGB, RGBA); Python reads it from _C.limits()
 constexpr int kReduceThreads = 256;
 // Register budgets, as resident blocks per SM (65536 registers / (kThreads * blocks)): the
 // forward gets 128 registers, the backward 168. Both fit without spills (check with

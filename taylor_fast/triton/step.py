@@ -6,7 +6,7 @@ Forward, per halo tile (see _tiling.py for the layout): pre = X @ W1cat + b1, h 
 outside the image: conv2's zero padding applies to h), then per output channel G = shifted-tap
 sum of h @ W2_c, plus b2; the epilogue adds k g and updates acc. Only g_next and acc_next are written.
 
-Backward, with dG the gradient reaching g_next (DESIGN §4: h is recomputed, never saved):
+Backward, with dG the gradient reaching g_next (h is recomputed, never saved: docs/kernels.md):
     dh   = D @ W2T          D[q, c*9 + tap] = dG[c, q - d(tap)]   (im2col read of dG)
     dpre = dh * act'(pre)   (zero outside the image)
     dx_i = shifted-tap sum of dpre @ W1_i per input channel i -> grad_g = dx[:C] + k dG (+ extra),
