@@ -1,4 +1,4 @@
-"""Issue 8 §1: NaN and ±inf propagate as in the reference, on every fused backend.
+"""NaN and ±inf propagate as in the reference, on every fused backend.
 
 The oracle is the reference evaluated with torch's native convolution (oneDNN off). That path
 multiplies the zero padding like any other input, so 0 * inf = NaN on the image border, as the

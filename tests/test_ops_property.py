@@ -1,4 +1,4 @@
-"""Issue 8 §2: random calls of the public ops on every backend, each in its own child process.
+"""Random calls of the public ops on every backend, each in its own child process.
 
 Hypothesis draws the op, the sizes (batch 0, 1x1 and images narrower than G's 2-pixel halo
 included), the dtype, every tensor's memory layout (contiguous, channels_last, transposed,

@@ -1,4 +1,4 @@
-"""Issue 8 §1: every malformed call of ops.taylor_expand / ops.taylor_step, on every backend,
+"""Every malformed call of ops.taylor_expand / ops.taylor_step, on every backend,
 raises a Python error naming the argument, what was expected and what was given, before any
 backend is chosen (so before any kernel runs)."""
 import pytest
